@@ -1,0 +1,237 @@
+"""The ``streamhost`` command. Fast to start: mcp and provider SDKs are imported only by the commands that use them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from . import __version__
+from .errors import ConfigError, PluginError, StreamhostError
+
+log = logging.getLogger("streamhost")
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("streamhost %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _engine() -> Any:
+    from .engine import Engine
+
+    return Engine.from_environment()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .stdio_guard import claim_stdio
+
+    wire_in, wire_out = claim_stdio()
+    _setup_logging(args.log_level)
+    from .config import Config
+    from .engine import Engine
+    from .loading import Registry
+    from .server import serve_stdio
+
+    startup_error = None
+    try:
+        engine = _engine()
+    except PluginError as exc:
+        log.error("%s", exc.message)
+        return 3
+    except ConfigError as exc:
+        log.error("%s — every tool call will report this until the file is fixed", exc.message)
+        engine, startup_error = Engine(Config(), Registry()), exc.message
+    for warning in engine.config.warnings + engine.registry.warnings:
+        log.warning("%s", warning)
+    log.info("serving %d provider(s): %s", len(engine.registry.providers), ", ".join(engine.registry.providers))
+    try:
+        asyncio.run(serve_stdio(engine, wire_in, wire_out, startup_error=startup_error))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    engine = _engine()
+    records = [r.as_dict() for r in engine.registry.plugins]
+    if args.json:
+        print(json.dumps({"plugins": records, "warnings": engine.registry.warnings}, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table("plugin", "version", "hooks", "registered", "status")
+    for r in engine.registry.plugins:
+        registered = ", ".join([f"provider {p}" for p in r.providers] + [f"fetcher {f}" for f in r.fetchers])
+        status = (r.error and f"[red]error: {r.error}[/]") or r.skipped or "ok"
+        if r.notes:
+            status += "\n" + "\n".join(r.notes)
+        table.add_row(r.name, r.version or "", ", ".join(r.hooks), registered, status)
+    console = _console()
+    console.print(table if records else "no plugins installed: pip install streamhost-openai")
+    for warning in engine.registry.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    engine = _engine()
+    if args.refresh:
+        async def refresh() -> None:
+            for provider in engine.registry.providers.values():
+                try:
+                    found = await provider.refresh_models()
+                    _console(stderr=True).print(f"{provider.name}: {len(found)} models")
+                except StreamhostError as exc:
+                    _console(stderr=True).print(f"[red]{provider.name}: {exc.message}[/]")
+
+        asyncio.run(refresh())
+    entries = engine.catalog.entries()
+    if args.json:
+        print(json.dumps({"default": engine.catalog.default_model(), "models": [e.as_dict() for e in entries]},
+                         indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table("model", "aliases", "key")
+    for e in entries:
+        key = "n/a" if e.key_variable is None else (f"{e.key_variable} set" if e.key_configured
+                                                    else f"[red]{e.key_variable} not set[/]")
+        table.add_row(e.id + (" [bold](default)[/]" if e.default else ""), ", ".join(e.aliases), key)
+    _console().print(table)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    prompt = " ".join(args.prompt)
+    if prompt in ("", "-") or not sys.stdin.isatty():
+        piped = "" if sys.stdin.isatty() else sys.stdin.read()
+        prompt = piped if prompt in ("", "-") else f"{prompt}\n\n{piped}" if piped else prompt
+    from .engine import GenerateArgs
+    from .relay import GenerationFailed
+    from .terminal import TerminalSink
+
+    engine = _engine()
+    err = _console(stderr=True)
+    sink = TerminalSink()
+    generate = GenerateArgs(prompt=prompt, model=args.model, system=args.system, temperature=args.temperature,
+                            max_tokens=args.max_tokens)
+    try:
+        with sink:
+            generation = asyncio.run(engine.generate(generate, sink))
+    except KeyboardInterrupt:
+        err.print("[yellow]cancelled[/]")
+        return 130
+    except GenerationFailed as failed:
+        err.print(f"[red]error:[/] {failed.error.message}")
+        return 1
+    usage = generation.usage or {}
+    ttft = "n/a" if generation.ttft_ms is None else f"{generation.ttft_ms:.0f} ms"
+    err.print(f"[dim]{generation.model} · first token {ttft} · {generation.duration_ms / 1000:.1f} s · "
+              f"tokens in {usage.get('input_tokens', '?')} out {usage.get('output_tokens', '?')}[/]")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import config_path, load_config, masked
+
+    path = config_path()
+    if args.action == "path":
+        print(path)
+        return 0
+    config = load_config(path)
+    exists = path.exists()
+    _console(stderr=True).print(f"# {path}" + ("" if exists else " (not found: defaults in use)"))
+    print(json.dumps(masked(config.raw), indent=2) if exists else "{}")
+    for warning in config.warnings:
+        _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .config import config_path
+
+    console = _console()
+    problems = 0
+    console.print(f"streamhost {__version__}, Python {sys.version.split()[0]}")
+    console.print(f"config: {config_path()}")
+    try:
+        engine = _engine()
+    except StreamhostError as exc:
+        console.print(f"[red]config or plugins broken:[/] {exc.message}")
+        return 1
+    for warning in engine.config.warnings + engine.registry.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    for record in engine.registry.plugins:
+        if record.error:
+            problems += 1
+            console.print(f"[red]plugin {record.name} failed:[/] {record.error}")
+        else:
+            console.print(f"plugin {record.name} {record.version or ''}: {record.skipped or 'ok'}")
+    for provider in engine.registry.providers.values():
+        variable = provider.key_variable()
+        if variable:
+            state = "set" if provider.key_configured() else "[red]not set[/]"
+            problems += 0 if provider.key_configured() else 1
+            console.print(f"provider {provider.name}: key {variable} {state}")
+    console.print(f"metrics: {engine.metrics.path if engine.metrics.enabled else 'off'}")
+    console.print("[green]all good[/]" if not problems else f"[yellow]{problems} problem(s)[/]")
+    return 0 if not problems else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamhost", description="An MCP plugin host that streams model output.")
+    parser.add_argument("--version", action="version", version=f"streamhost {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the MCP server on stdio (the main job)")
+    serve.add_argument("--log-level", default=os.environ.get("STREAMHOST_LOG_LEVEL", "info"))
+    serve.set_defaults(func=cmd_serve)
+    plugins = sub.add_parser("plugins", help="installed plugins and what they registered")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=cmd_plugins)
+    models = sub.add_parser("models", help="models, aliases and whether keys are set")
+    models.add_argument("--json", action="store_true")
+    models.add_argument("--refresh", action="store_true", help="ask each provider's endpoint for its models")
+    models.set_defaults(func=cmd_models)
+    chat = sub.add_parser("chat", help="stream one answer in the terminal")
+    chat.add_argument("prompt", nargs="*", help="the prompt; '-' or nothing reads stdin")
+    chat.add_argument("-m", "--model")
+    chat.add_argument("-s", "--system")
+    chat.add_argument("-t", "--temperature", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    chat.set_defaults(func=cmd_chat)
+    config = sub.add_parser("config", help="where the config file is, and what it holds (secrets masked)")
+    config.add_argument("action", choices=["path", "show"])
+    config.set_defaults(func=cmd_config)
+    doctor = sub.add_parser("doctor", help="check plugins, keys and config")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``streamhost`` command."""
+    args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        _setup_logging("warning")
+    try:
+        return int(args.func(args) or 0)
+    except StreamhostError as exc:
+        print(f"streamhost: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The engine: one path from a generation request to a result, shared by the MCP server and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog
+from .config import Config, load_config
+from .errors import InvalidArgumentError, OutputValidationError
+from .loading import Registry, load_plugins
+from .metrics import Metrics, default_metrics_path
+from .providers import GenerationRequest
+from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
+from .sinks import Sink
+from .structured import check_schema, parse_output
+
+log = logging.getLogger("streamhost.engine")
+_calls = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class GenerateArgs:
+    """A generate call as the user gave it: checked by ``Engine.generate``."""
+
+    prompt: Any
+    model: Any = None
+    system: Any = None
+    temperature: Any = None
+    max_tokens: Any = None
+    output_schema: Any = None
+
+
+@dataclass
+class Generation:
+    """A finished call."""
+
+    text: str
+    model: str
+    usage: dict[str, Any] | None
+    ttft_ms: float | None
+    duration_ms: float
+    output: Any = None
+
+    def structured(self) -> dict[str, Any]:
+        """The result's structuredContent."""
+        data: dict[str, Any] = {
+            "text": self.text,
+            "model": self.model,
+            "usage": self.usage,
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
+            "duration_ms": round(self.duration_ms, 1),
+        }
+        if self.output is not None:
+            data["output"] = self.output
+        return data
+
+
+class Engine:
+    """Holds the config and the loaded plugins; runs calls."""
+
+    def __init__(self, config: Config, registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        self.catalog = Catalog(registry, config)
+        path = Path(config.metrics_path).expanduser() if config.metrics_path else default_metrics_path()
+        self.metrics = Metrics(path, enabled=config.metrics_enabled)
+
+    @classmethod
+    def from_environment(cls, extra_plugins: list[tuple[str, object]] | None = None) -> Engine:
+        """Load the config file and the installed plugins."""
+        config = load_config()
+        return cls(config, load_plugins(config, extra=extra_plugins or []))
+
+    def warm_in_background(self) -> threading.Thread:
+        """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it."""
+
+        def warm() -> None:
+            for plugin in [*self.registry.providers.values(), *self.registry.fetchers.values()]:
+                try:
+                    plugin.warm()
+                except Exception as exc:
+                    log.warning("warming %s failed (the first call will retry): %r", plugin.name, exc)
+
+        thread = threading.Thread(target=warm, name="streamhost-warmup", daemon=True)
+        thread.start()
+        return thread
+
+    def _request(self, args: GenerateArgs) -> tuple[Any, GenerationRequest]:
+        if not isinstance(args.prompt, str) or not args.prompt.strip():
+            raise InvalidArgumentError("prompt must be a non-empty string")
+        if args.model is not None and not isinstance(args.model, str):
+            raise InvalidArgumentError(f"model must be a string like openai/gpt-4.1-mini, got {args.model!r}")
+        if args.system is not None and not isinstance(args.system, str):
+            raise InvalidArgumentError("system must be a string")
+        temperature = args.temperature
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        ):
+            raise InvalidArgumentError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+        max_tokens = args.max_tokens
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                       or max_tokens < 1):
+            raise InvalidArgumentError(f"max_tokens must be a whole number ≥ 1, got {max_tokens!r}")
+        schema = None if args.output_schema is None else check_schema(args.output_schema)
+        resolved = self.catalog.resolve(args.model)
+        return resolved, GenerationRequest(
+            model=resolved.name,
+            prompt=args.prompt,
+            system=args.system,
+            temperature=None if temperature is None else float(temperature),
+            max_tokens=max_tokens,
+            output_schema=schema,
+            options=self.config.model_options(resolved.full),
+        )
+
+    def relay_settings(self, label: str, *, streaming: bool) -> RelaySettings:
+        """The relay settings for a call to ``label`` from the config."""
+        s, limits = self.config.streaming, self.config.limits
+        return RelaySettings(
+            label=label, streaming=streaming, coalesce_ms=s.coalesce_ms, chunk_delay_ms=s.chunk_delay_ms,
+            heartbeat_s=s.heartbeat_s, deadline_s=limits.deadline_s, max_retries=limits.max_retries,
+            retry_max_wait_s=limits.retry_max_wait_s,
+        )
+
+    async def generate(self, args: GenerateArgs, sink: Sink) -> Generation:
+        """Run one call, streaming into ``sink``. Raises StreamhostError on bad input, GenerationFailed later."""
+        resolved, request = self._request(args)
+        streaming = self.config.streaming_for(resolved.full) and request.output_schema is None
+        fields = {"call": next(_calls), "model": resolved.full, "provider": resolved.provider.name}
+        relay = Relay(
+            self.relay_settings(resolved.full, streaming=streaming),
+            on_first_token=lambda ttft_ms: self.metrics.record("first_token", **fields, ttft_ms=_ms(ttft_ms)),
+        )
+        self.metrics.record("start", **fields, streaming=streaming, structured=request.output_schema is not None)
+        try:
+            result = await relay.run(lambda: resolved.provider.stream(request), sink)
+            output = None
+            if request.output_schema is not None:
+                try:
+                    output = parse_output(result.text, request.output_schema)
+                except OutputValidationError as exc:
+                    raise GenerationFailed(exc, result) from exc
+        except asyncio.CancelledError:
+            self.metrics.record("cancelled", **fields)
+            raise
+        except GenerationFailed as failed:
+            self._record_error(fields, failed.error, failed.result)
+            raise
+        self.metrics.record(
+            "complete", **fields, chars=len(result.text), chunks=result.chunks, attempts=result.attempts,
+            ttft_ms=_ms(result.ttft_ms), duration_ms=_ms(result.duration_ms),
+            tokens=result.usage.output_tokens if result.usage else None,
+        )
+        return Generation(
+            text=result.text, model=resolved.full, usage=result.usage.as_dict() if result.usage else None,
+            ttft_ms=result.ttft_ms, duration_ms=result.duration_ms, output=output,
+        )
+
+    def _record_error(self, fields: dict[str, Any], error: Exception, result: RelayResult) -> None:
+        self.metrics.record(
+            "error", **fields, error=type(error).__name__, status=getattr(error, "status", None),
+            chars=len(result.text), attempts=result.attempts, duration_ms=_ms(result.duration_ms),
+        )
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

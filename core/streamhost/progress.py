@@ -1,0 +1,54 @@
+"""The MCP progress sink: turns relay updates into ``notifications/progress`` for one request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+
+DELTA_KEY = "streamhost/delta"
+OFFSET_KEY = "streamhost/offset"
+
+
+class ProgressSink:
+    """Sends each update as a progress notification, if the client asked for progress.
+
+    ``progress`` counts notifications, so it strictly increases; ``total`` is only set by callers
+    that know the amount of work. Text updates carry the exact delta and its offset in ``_meta``.
+    """
+
+    def __init__(self, session: Any, request_id: Any, token: str | int | None, mode: str = "tail",
+                 total: float | None = None) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.token = token
+        self.mode = mode
+        self.total = total
+        self.count = 0
+
+    async def send(self, update: Any) -> None:
+        """Send one notification (nothing when the request carried no progress token)."""
+        if self.token is None:
+            return
+        self.count += 1
+        meta = None
+        if update.kind == "text":
+            meta = {DELTA_KEY: update.delta, OFFSET_KEY: update.offset}
+            message = update.delta if self.mode == "delta" else update.tail
+        else:
+            message = update.status
+        params = types.ProgressNotificationParams(
+            progress_token=self.token, progress=self.count, total=self.total, message=message, _meta=meta
+        )
+        await self.session.send_notification(
+            types.ProgressNotification(params=params), related_request_id=self.request_id
+        )
+
+
+def progress_token(meta: Any) -> str | int | None:
+    """The request's progress token from its ``_meta`` (a dict or a model), if any."""
+    if meta is None:
+        return None
+    if isinstance(meta, dict):
+        return meta.get("progress_token", meta.get("progressToken"))
+    return getattr(meta, "progress_token", None)

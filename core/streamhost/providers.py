@@ -1,0 +1,95 @@
+"""What a provider plugin implements: a named source of models that streams typed events."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import MissingKeyError
+from .events import Event
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model a provider advertises. ``name`` is without the provider prefix."""
+
+    name: str
+    description: str = ""
+    default: bool = False
+    """Listed first and used when no model is given and the config names no default."""
+    supports_schema: bool = True
+    """Whether the model can be asked for JSON-schema output natively."""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a provider needs for one call. ``model`` is without the provider prefix."""
+
+    model: str
+    prompt: str
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    output_schema: dict[str, Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Per-model settings from the config's ``[models."PROVIDER/NAME"]`` table that the host does not use."""
+
+
+class Provider:
+    """Base class of a provider. Subclass it, set ``name``, and implement ``stream``.
+
+    Registering and listing must be cheap: import your SDK inside ``stream`` (or ``warm``), never at
+    module top. Look the key up when a model is called (``require_key``), never at registration.
+    """
+
+    name: ClassVar[str] = ""
+    """The model prefix this provider answers to: ``openai`` serves ``openai/NAME``."""
+    key_env_var: ClassVar[str | None] = None
+    """The variable holding the API key by default; None if no key is needed."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Take this provider's ``[providers.NAME]`` config table. Raise ConfigError on a bad key."""
+        self.options = dict(options)
+
+    def models(self) -> list[ModelInfo]:
+        """The models to advertise. Any ``NAME/REST`` is still routed here, listed or not."""
+        return []
+
+    def key_variable(self) -> str | None:
+        """The variable the key is read from: ``api_key_env`` in the config, else ``key_env_var``."""
+        return self.options.get("api_key_env") or self.key_env_var
+
+    def key_configured(self) -> bool:
+        """Whether the key variable is set (its value is never shown)."""
+        variable = self.key_variable()
+        return variable is None or bool(os.environ.get(variable))
+
+    def require_key(self) -> str | None:
+        """The key, read now; raises MissingKeyError naming the variable when it is unset."""
+        variable = self.key_variable()
+        if variable is None:
+            return None
+        value = os.environ.get(variable)
+        if not value:
+            raise MissingKeyError(
+                f"{variable} is not set: export it, or set providers.{self.name}.api_key_env "
+                "to the variable that holds the key"
+            )
+        return value
+
+    def warm(self) -> None:
+        """Import the heavy SDK ahead of the first call. Runs in a background thread; optional."""
+
+    async def refresh_models(self) -> list[ModelInfo]:
+        """Ask the upstream which models exist and cache them; optional."""
+        return self.models()
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """Yield events for one call. Must close the upstream request when closed or cancelled."""
+        raise NotImplementedError(f"provider {self.name!r} does not implement stream()")

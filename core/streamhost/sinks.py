@@ -1,0 +1,57 @@
+"""Where the relay sends what it has: the MCP progress sink, the terminal and tests plug in here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+TAIL_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Update:
+    """One thing to show: new text (``kind="text"``) or a status line (``kind="status"``)."""
+
+    kind: Literal["text", "status"]
+    delta: str = ""
+    """For text: exactly the text generated since the previous text update."""
+    offset: int = 0
+    """For text: where ``delta`` starts in the final text."""
+    status: str = ""
+    """For status: the human-readable line."""
+    tail: str = ""
+    """The last ~200 characters of the text so far, newlines folded."""
+
+
+class Sink(Protocol):
+    """Receives updates in order. A slow sink slows the relay; it never drops text."""
+
+    async def send(self, update: Update) -> None:
+        """Show or forward one update."""
+
+
+class CollectingSink:
+    """Keeps every update, for tests and for callers that want the sequence."""
+
+    def __init__(self) -> None:
+        self.updates: list[Update] = []
+
+    async def send(self, update: Update) -> None:
+        """Append the update."""
+        self.updates.append(update)
+
+    @property
+    def text(self) -> str:
+        """The concatenated text deltas."""
+        return "".join(u.delta for u in self.updates if u.kind == "text")
+
+    @property
+    def statuses(self) -> list[str]:
+        """The status lines, in order."""
+        return [u.status for u in self.updates if u.kind == "status"]
+
+
+def fold_tail(text: str, limit: int = TAIL_CHARS) -> str:
+    """The end of ``text`` on one line, at most ``limit`` characters."""
+    folded = " ".join(text[-(limit * 2):].split())
+    return folded[-limit:]

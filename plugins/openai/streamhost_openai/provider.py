@@ -1,0 +1,162 @@
+"""The ``openai`` provider: streams Chat Completions or Responses events as streamhost events."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from streamhost import (
+    ConfigError,
+    Event,
+    GenerationRequest,
+    ModelInfo,
+    Provider,
+    StreamError,
+    TextDelta,
+    Usage,
+)
+
+from .catalog import api_for, model_infos, write_cache
+from .errors import map_error
+
+OFFICIAL_URL = "https://api.openai.com/v1"
+OPTIONS = {"base_url", "api_key_env", "api", "models", "timeout_s"}
+
+
+class OpenAIProvider(Provider):
+    """Every ``openai/NAME`` model, on api.openai.com or any OpenAI-compatible endpoint."""
+
+    name = "openai"
+    key_env_var = "OPENAI_API_KEY"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clients: dict[tuple[Any, ...], Any] = {}
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"providers.openai: unknown key {', '.join(unknown)} (known: {', '.join(sorted(OPTIONS))})"
+            )
+        if options.get("api", "auto") not in ("auto", "chat", "responses"):
+            raise ConfigError("providers.openai.api must be auto, chat or responses")
+        models = options.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ConfigError("providers.openai.models must be a list of model names")
+        super().configure(options)
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint: config ``base_url``, else ``OPENAI_BASE_URL``, else api.openai.com."""
+        return (self.options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_URL).rstrip("/")
+
+    def models(self) -> list[ModelInfo]:
+        return model_infos(self.base_url, self.base_url == OFFICIAL_URL, list(self.options.get("models", [])))
+
+    def warm(self) -> None:
+        importlib.import_module("openai")
+
+    async def _client(self, key: str | None) -> Any:
+        # The import runs in a thread so a first call never blocks the event loop (other calls go on).
+        openai = await asyncio.to_thread(importlib.import_module, "openai")
+        loop = asyncio.get_running_loop()
+        cache_key = (id(loop), key, self.base_url)
+        client = self._clients.get(cache_key)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                api_key=key, base_url=self.base_url, max_retries=0,  # the host retries, only before text
+                timeout=openai.Timeout(float(self.options.get("timeout_s", 600)), connect=10.0),
+            )
+            self._clients = {k: v for k, v in self._clients.items() if k[0] == id(loop)}
+            self._clients[cache_key] = client
+        return client
+
+    async def refresh_models(self) -> list[ModelInfo]:
+        key = self.require_key()
+        client = await self._client(key)
+        try:
+            ids = [model.id async for model in client.models.list()]
+        except Exception as exc:
+            raise map_error(exc, "openai", self.base_url, self.key_variable(), key) from exc
+        write_cache(self.base_url, ids)
+        return self.models()
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        key = self.require_key()
+        client = await self._client(key)
+        api = api_for(request.model, request.options.get("api") or self.options.get("api"))
+        label = f"openai/{request.model}"
+        try:
+            if api == "responses":
+                async for event in _responses(client, request, label):
+                    yield event
+            else:
+                async for event in _chat(client, request):
+                    yield event
+        except Exception as exc:
+            mapped = map_error(exc, label, self.base_url, self.key_variable(), key)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+
+async def _chat(client: Any, request: GenerationRequest) -> AsyncIterator[Event]:
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages.append({"role": "user", "content": request.prompt})
+    kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
+                              "stream_options": {"include_usage": True}}
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.output_schema is not None:
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "output", "schema": request.output_schema}}
+    stream = await client.chat.completions.create(**kwargs)
+    async with stream:
+        async for chunk in stream:
+            for choice in chunk.choices or []:
+                content = getattr(choice.delta, "content", None) if choice.delta else None
+                if content:
+                    yield TextDelta(content)
+            if chunk.usage is not None:
+                yield Usage(input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens,
+                            total_tokens=chunk.usage.total_tokens)
+
+
+async def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIterator[Event]:
+    kwargs: dict[str, Any] = {"model": request.model, "input": request.prompt, "stream": True}
+    if request.system:
+        kwargs["instructions"] = request.system
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_output_tokens"] = request.max_tokens
+    if request.output_schema is not None:
+        kwargs["text"] = {"format": {"type": "json_schema", "name": "output", "schema": request.output_schema}}
+    stream = await client.responses.create(**kwargs)
+    async with stream:
+        async for event in stream:
+            kind = getattr(event, "type", "")
+            if kind == "response.output_text.delta":
+                if event.delta:
+                    yield TextDelta(event.delta)
+            elif kind == "response.completed":
+                usage = getattr(event.response, "usage", None)
+                if usage is not None:
+                    yield Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                                total_tokens=usage.total_tokens)
+            elif kind == "error":
+                raise StreamError(f"{label}: the upstream reported an error mid-stream: {event.message}")
+            elif kind == "response.failed":
+                error = getattr(event.response, "error", None)
+                detail = getattr(error, "message", None) or "no reason given"
+                raise StreamError(f"{label}: the response failed: {detail}")
+            elif kind == "response.incomplete":
+                details = getattr(event.response, "incomplete_details", None)
+                reason = getattr(details, "reason", None) or "unknown reason"
+                raise StreamError(f"{label}: the response stopped incomplete ({reason}); output so far is kept")
