@@ -109,11 +109,15 @@ class Catalog:
 
     def _unknown_message(self, requested: str, prefix: str | None) -> str:
         known = [e.id for e in self.entries()] + list(self.config.aliases)
-        prefixes = [f"{name}/" for name in self.registry.providers]
-        close = difflib.get_close_matches(requested, known + prefixes, n=5, cutoff=0.5)
+        close = difflib.get_close_matches(requested, known, n=5, cutoff=0.5)
+        if prefix:
+            rest = requested.partition("/")[2]
+            fixed = difflib.get_close_matches(prefix, list(self.registry.providers), n=3, cutoff=0.5)
+            close = [f"{name}/{rest}" for name in fixed if f"{name}/{rest}" not in close] + close
         what = f"unknown model {requested!r}"
         if prefix:
             what = f"unknown provider prefix {prefix!r} in model {requested!r}"
         hint = f"; close matches: {', '.join(close)}" if close else ""
-        providers = ", ".join(prefixes) or "none (no provider plugin is loaded: see `streamhost doctor`)"
-        return f"{what}{hint}. Use PROVIDER/MODEL with a provider from: {providers}; list_models shows the models."
+        prefixes = ", ".join(f"{name}/" for name in self.registry.providers)
+        prefixes = prefixes or "none (no provider plugin is loaded: see `streamhost doctor`)"
+        return f"{what}{hint}. Use PROVIDER/MODEL with a provider from: {prefixes}; list_models shows the models."

@@ -22,6 +22,8 @@ def _setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for noisy in ("httpx2", "httpx", "httpcore", "httpcore2", "openai", "mcp"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def _engine() -> Any:

@@ -78,7 +78,12 @@ def _model_lines(engine: Engine, limit: int = 25) -> str:
         lines.append(f"- {entry.id}" + (f" ({'; '.join(notes)})" if notes else ""))
     if len(entries) > limit:
         lines.append(f"- … {len(entries) - limit} more: call list_models")
-    return "\n".join(lines) or "- none: no provider plugin is loaded"
+    if lines:
+        return "\n".join(lines)
+    if engine.registry.providers:
+        prefixes = ", ".join(f"{name}/NAME" for name in engine.registry.providers)
+        return f"- none listed: any {prefixes} still works"
+    return "- none: no provider plugin is loaded (pip install streamhost-openai)"
 
 
 def generate_tool(engine: Engine) -> ToolSpec:
