@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -27,9 +28,11 @@ def _setup_logging(level: str) -> None:
 
 
 def _engine() -> Any:
+    """Config and plugins, loaded with stdout pointed at stderr so a printing plugin cannot spoil --json."""
     from .engine import Engine
 
-    return Engine.from_environment()
+    with contextlib.redirect_stdout(sys.stderr):
+        return Engine.from_environment()
 
 
 def _console(stderr: bool = False) -> Any:
@@ -91,21 +94,26 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     engine = _engine()
+    failures = 0
     if args.refresh:
-        async def refresh() -> None:
+        async def refresh() -> int:
+            failed = 0
             for provider in engine.registry.providers.values():
                 try:
                     found = await provider.refresh_models()
                     _console(stderr=True).print(f"{provider.name}: {len(found)} models")
                 except StreamhostError as exc:
+                    failed += 1
                     _console(stderr=True).print(f"[red]{provider.name}: {exc.message}[/]")
+            await engine.aclose()
+            return failed
 
-        asyncio.run(refresh())
+        failures = asyncio.run(refresh())
     entries = engine.catalog.entries()
     if args.json:
         print(json.dumps({"default": engine.catalog.default_model(), "models": [e.as_dict() for e in entries]},
                          indent=2))
-        return 0
+        return 1 if failures else 0
     from rich.table import Table
 
     table = Table("model", "aliases", "key")
@@ -114,14 +122,30 @@ def cmd_models(args: argparse.Namespace) -> int:
                                                     else f"[red]{e.key_variable} not set[/]")
         table.add_row(e.id + (" [bold](default)[/]" if e.default else ""), ", ".join(e.aliases), key)
     _console().print(table)
-    return 0
+    return 1 if failures else 0
+
+
+def _stdin_text(wait: bool) -> str:
+    """Piped input: read when asked for (``-`` or no prompt), else only if some is already waiting."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    if not wait:
+        import select
+
+        try:
+            ready, _, _ = select.select([sys.stdin], [], [], 0.05)
+        except (OSError, ValueError):
+            return ""
+        if not ready:
+            return ""
+    return sys.stdin.read()
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     prompt = " ".join(args.prompt)
-    if prompt in ("", "-") or not sys.stdin.isatty():
-        piped = "" if sys.stdin.isatty() else sys.stdin.read()
-        prompt = piped if prompt in ("", "-") else f"{prompt}\n\n{piped}" if piped else prompt
+    asked = prompt in ("", "-")
+    piped = _stdin_text(wait=asked)
+    prompt = piped if asked else f"{prompt}\n\n{piped}" if piped else prompt
     from .engine import GenerateArgs
     from .relay import GenerationFailed
     from .terminal import TerminalSink
@@ -131,9 +155,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
     sink = TerminalSink()
     generate = GenerateArgs(prompt=prompt, model=args.model, system=args.system, temperature=args.temperature,
                             max_tokens=args.max_tokens)
+    async def run() -> Any:
+        try:
+            return await engine.generate(generate, sink)
+        finally:
+            await engine.aclose()
+
     try:
         with sink:
-            generation = asyncio.run(engine.generate(generate, sink))
+            generation = asyncio.run(run())
     except KeyboardInterrupt:
         err.print("[yellow]cancelled[/]")
         return 130
@@ -233,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     except StreamhostError as exc:
         print(f"streamhost: {exc.message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`streamhost models --json | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

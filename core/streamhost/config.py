@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -18,7 +19,7 @@ else:  # pragma: no cover
 
 CONFIG_ENV = "STREAMHOST_CONFIG"
 MESSAGE_MODES = ("tail", "delta")
-SECRET_KEY = re.compile(r"(^|_)(api_key|key|token|secret|password)$")
+SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|secret|password|authorization)$")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def load_config(path: Path | None = None) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        if os.environ.get(CONFIG_ENV):
+        if os.environ.get(CONFIG_ENV) and path == config_path():
             raise ConfigError(f"{path}: config file not found (named by {CONFIG_ENV})") from None
         return Config(path=path)
     except (OSError, UnicodeDecodeError) as exc:
@@ -94,7 +95,8 @@ def load_config(path: Path | None = None) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        where = "" if "line" in str(exc) else f" (line {max(len(text.splitlines()), 1)})"
+        raise ConfigError(f"{path}: invalid TOML: {exc}{where}") from None
     return _Reader(path, text).build(data)
 
 
@@ -155,7 +157,7 @@ class _Reader:
             ),
             limits=Limits(
                 deadline_s=self._number(limits, "limits", "deadline_s", 600, minimum=0.001),
-                max_retries=int(self._number(limits, "limits", "max_retries", 2, minimum=0)),
+                max_retries=self._whole(limits, "limits", "max_retries", 2),
                 retry_max_wait_s=self._number(limits, "limits", "retry_max_wait_s", 30, minimum=0),
             ),
             models={name: dict(table) for name, table in models.items()},
@@ -216,11 +218,18 @@ class _Reader:
             self._fail(dotted, f"must be a {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
         return value
 
+    def _whole(self, table: dict[str, Any], section: str, key: str, default: int) -> int:
+        value = self._number(table, section, key, default, minimum=0)
+        if not isinstance(value, int):
+            self._fail(f"{section}.{key}", f"must be a whole number ≥ 0, got {value!r}")
+        return int(value)
+
     def _number(self, table: dict[str, Any], section: str, key: str, default: Any, *, minimum: float) -> Any:
         if key not in table:
             return default
         value = table[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < minimum:
             self._fail(f"{section}.{key}", f"must be a number ≥ {minimum:g}, got {value!r}")
         return value
 
@@ -234,6 +243,6 @@ def masked(data: Any, key: str = "") -> Any:
         return {k: masked(v, k) for k, v in data.items()}
     if isinstance(data, list):
         return [masked(item, key) for item in data]
-    if isinstance(data, str) and SECRET_KEY.search(key.lower()):
+    if SECRET_KEY.search(key.lower()):
         return "****"
     return data

@@ -91,6 +91,14 @@ class Engine:
         thread.start()
         return thread
 
+    async def aclose(self) -> None:
+        """Close the providers' connections for the running event loop."""
+        for provider in self.registry.providers.values():
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                log.debug("closing provider %s failed: %r", provider.name, exc)
+
     def _request(self, args: GenerateArgs) -> tuple[Any, GenerationRequest]:
         if not isinstance(args.prompt, str) or not args.prompt.strip():
             raise InvalidArgumentError("prompt must be a non-empty string")

@@ -86,6 +86,9 @@ class Provider:
     def warm(self) -> None:
         """Import the heavy SDK ahead of the first call. Runs in a background thread; optional."""
 
+    async def aclose(self) -> None:
+        """Release connections held for the running event loop; called when the host stops."""
+
     async def refresh_models(self) -> list[ModelInfo]:
         """Ask the upstream which models exist and cache them; optional."""
         return self.models()

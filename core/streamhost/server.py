@@ -82,4 +82,7 @@ async def serve_stdio(engine: Engine, wire_in: io.TextIOWrapper, wire_out: io.Te
     warmup: _Warmup = server.streamhost_warmup  # type: ignore[attr-defined]
     async with stdio_server(anyio.wrap_file(wire_in), anyio.wrap_file(wire_out)) as (read, write):
         asyncio.get_running_loop().call_later(WARMUP_FALLBACK_S, warmup.soon, 0)
-        await server.run(read, write, server.create_initialization_options())
+        try:
+            await server.run(read, write, server.create_initialization_options())
+        finally:
+            await engine.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -34,7 +35,10 @@ class OpenAIProvider(Provider):
 
     def __init__(self) -> None:
         super().__init__()
-        self._clients: dict[tuple[Any, ...], Any] = {}
+        # One client per event loop (its connections belong to that loop), replaced when the key changes.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def configure(self, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - OPTIONS)
@@ -42,11 +46,19 @@ class OpenAIProvider(Provider):
             raise ConfigError(
                 f"providers.openai: unknown key {', '.join(unknown)} (known: {', '.join(sorted(OPTIONS))})"
             )
-        if options.get("api", "auto") not in ("auto", "chat", "responses"):
-            raise ConfigError("providers.openai.api must be auto, chat or responses")
+        _check_api(options.get("api", "auto"), "providers.openai.api")
         models = options.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
             raise ConfigError("providers.openai.models must be a list of model names")
+        for key in ("base_url", "api_key_env"):
+            if key in options and not (isinstance(options[key], str) and options[key]):
+                raise ConfigError(f"providers.openai.{key} must be a non-empty string")
+        if "base_url" in options and not options["base_url"].startswith(("http://", "https://")):
+            raise ConfigError(f"providers.openai.base_url must start with http:// or https://, got "
+                              f"{options['base_url']!r}")
+        timeout = options.get("timeout_s", 600)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+            raise ConfigError(f"providers.openai.timeout_s must be a number of seconds > 0, got {timeout!r}")
         super().configure(options)
 
     @property
@@ -64,16 +76,24 @@ class OpenAIProvider(Provider):
         # The import runs in a thread so a first call never blocks the event loop (other calls go on).
         openai = await asyncio.to_thread(importlib.import_module, "openai")
         loop = asyncio.get_running_loop()
-        cache_key = (id(loop), key, self.base_url)
-        client = self._clients.get(cache_key)
-        if client is None:
-            client = openai.AsyncOpenAI(
-                api_key=key, base_url=self.base_url, max_retries=0,  # the host retries, only before text
-                timeout=openai.Timeout(float(self.options.get("timeout_s", 600)), connect=10.0),
-            )
-            self._clients = {k: v for k, v in self._clients.items() if k[0] == id(loop)}
-            self._clients[cache_key] = client
+        identity = (key, self.base_url)
+        cached = self._clients.get(loop)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        client = openai.AsyncOpenAI(
+            api_key=key, base_url=self.base_url, max_retries=0,  # the host retries, only before text
+            timeout=openai.Timeout(float(self.options.get("timeout_s", 600)), connect=10.0),
+        )
+        self._clients[loop] = (identity, client)
+        if cached is not None:
+            await cached[1].close()
         return client
+
+    async def aclose(self) -> None:
+        """Close this loop's client and its connections."""
+        cached = self._clients.pop(asyncio.get_running_loop(), None)
+        if cached is not None:
+            await cached[1].close()
 
     async def refresh_models(self) -> list[ModelInfo]:
         key = self.require_key()
@@ -81,14 +101,19 @@ class OpenAIProvider(Provider):
         try:
             ids = [model.id async for model in client.models.list()]
         except Exception as exc:
-            raise map_error(exc, "openai", self.base_url, self.key_variable(), key) from exc
+            mapped = map_error(exc, "openai", self.base_url, self.key_variable(), key)
+            if mapped is exc:
+                raise
+            raise mapped from None  # the SDK's own text may echo part of the key
         write_cache(self.base_url, ids)
         return self.models()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         key = self.require_key()
         client = await self._client(key)
-        api = api_for(request.model, request.options.get("api") or self.options.get("api"))
+        forced = request.options.get("api")
+        _check_api(forced or "auto", f'models."openai/{request.model}".api')
+        api = api_for(request.model, forced or self.options.get("api"))
         label = f"openai/{request.model}"
         try:
             if api == "responses":
@@ -102,6 +127,11 @@ class OpenAIProvider(Provider):
             if mapped is exc:
                 raise
             raise mapped from None
+
+
+def _check_api(value: Any, where: str) -> None:
+    if value not in ("auto", "chat", "responses"):
+        raise ConfigError(f"{where} must be auto, chat or responses, got {value!r}")
 
 
 async def _chat(client: Any, request: GenerationRequest) -> AsyncIterator[Event]:

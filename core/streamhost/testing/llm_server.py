@@ -1,0 +1,470 @@
+"""A scriptable OpenAI-compatible HTTP streaming server for tests.
+
+:class:`LLMTestServer` listens on a free loopback port and runs its own asyncio
+event loop in a daemon thread, so it can be used from sync tests, from async
+tests on any event loop, and by subprocesses over loopback. The HTTP/1.1 layer
+is a small standard-library implementation (``asyncio.start_server``) so that
+timing, stalls and client-disconnect detection are exact.
+
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/responses`` (streaming and
+not), ``GET /v1/models`` and ``GET /v1/models/{id}``. Replies are driven by
+:class:`Script` objects queued per model; every request is recorded as a
+:class:`RequestRecord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import openai_wire as wire
+
+__all__ = ["LLMTestServer", "RequestRecord", "Script"]
+
+_log = logging.getLogger(__name__)
+_ERROR_KINDS = ("error", "response.failed", "response.incomplete")
+_POLL_S = 0.005
+
+
+@dataclass
+class Script:
+    """How the server answers one request (see the field comments for the protocol effects).
+
+    Timing: ``rate`` (absolute schedule from the moment the request is handled, no drift)
+    takes precedence over ``delay_s`` (a relative pause before every token but the first).
+    ``error_after`` / ``stall_after`` larger than the number of tokens act after the last
+    token (instead of finishing the stream); if both apply at the same point, the stall wins.
+    For non-streaming requests the pacing still elapses before the single reply;
+    ``stall_after`` sends nothing at all and ``error_after`` gives HTTP 500 (or, for the
+    Responses API with ``error_kind`` ``response.failed``/``response.incomplete``, a 200
+    response object with that status). Default ``usage``: prompt = number of words in all
+    messages / input / instructions, completion = number of tokens sent.
+    """
+
+    tokens: list[str] | None = None  # one SSE event each; None -> "echo: <last user message>"
+    delay_s: float = 0.0  # pause between tokens
+    rate: float | None = None  # tokens/s on an absolute schedule (token i at t0 + first_delay_s + i/rate)
+    first_delay_s: float = 0.0  # pause before the first token
+    headers_delay: bool = False  # spend first_delay_s before sending the response headers
+    status: int = 200  # non-200: OpenAI-style JSON error with this status, no stream
+    retry_after: float | None = None  # Retry-After header (seconds) on a non-200 response
+    error_message: str = "scripted error"
+    error_after: int | None = None  # mid-stream failure after this many tokens
+    error_kind: str = "error"  # Responses API failure: "error" | "response.failed" | "response.incomplete"
+    stall_after: int | None = None  # after this many tokens hold the connection open silently
+    usage: tuple[int, int] | None = None  # (prompt_tokens, completion_tokens); default: word count, tokens
+    finish_reason: str = "stop"
+
+    def __post_init__(self) -> None:
+        """Validate the field combinations that would otherwise fail inside the server thread."""
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("Script.rate must be > 0")
+        if self.error_kind not in _ERROR_KINDS:
+            raise ValueError(f"Script.error_kind must be one of {_ERROR_KINDS}")
+
+
+@dataclass
+class RequestRecord:
+    """What the server saw and did for one HTTP request (times are ``time.monotonic()``).
+
+    :attr:`LLMTestServer.requests` hands out copies; the server updates its own records
+    just before writing the corresponding bytes, so anything a client has received is
+    already reflected. API key values are never stored.
+    """
+
+    method: str
+    path: str
+    model: str | None
+    body: dict[str, Any] | None
+    api: str  # "chat" | "responses" | "models" | "other"
+    stream: bool
+    authorized: bool  # bearer key matched require_key (or any bearer key when require_key is None)
+    started: float
+    first_token: float | None = None
+    ended: float | None = None
+    tokens_sent: int = 0
+    disconnected: bool = False
+    disconnected_at: float | None = None
+
+
+class LLMTestServer:
+    """OpenAI-compatible streaming test server on a loopback port (its own thread and loop)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, require_key: str | None = None) -> None:
+        """Configure (does not bind): ``port=0`` picks a free port; ``require_key`` enables 401s."""
+        self._host, self._port_req, self._require_key = host, port, require_key
+        self._lock = threading.Lock()
+        self._life = threading.Lock()
+        self._scripts: dict[str, list[Script]] = {}
+        self._models: list[str] | None = None
+        self._records: list[RequestRecord] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._port: int | None = None
+        self._req_counter = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> LLMTestServer:
+        """Start the server thread and bind; returns self. Idempotent."""
+        with self._life:
+            if self._thread is not None:
+                return self
+            ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+            thread = threading.Thread(target=self._run, args=(ready,), name="LLMTestServer", daemon=True)
+            thread.start()
+            self._port = ready.result(timeout=10)
+            self._thread = thread
+            return self
+
+    def stop(self) -> None:
+        """Close every connection (stalled ones too) and end the thread. Idempotent."""
+        with self._life:
+            thread, loop = self._thread, self._loop
+            if thread is None or loop is None:
+                return
+            if threading.current_thread() is thread:
+                raise RuntimeError("LLMTestServer.stop() called from the server's own thread")
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=5)
+            except Exception:  # pragma: no cover - best effort
+                _log.exception("LLMTestServer shutdown failed")
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            self._thread = self._loop = self._server = None
+
+    def __enter__(self) -> LLMTestServer:
+        """Start the server."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the server."""
+        self.stop()
+
+    def _run(self, ready: concurrent.futures.Future[int]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            server = loop.run_until_complete(asyncio.start_server(self._handle, self._host, self._port_req))
+        except BaseException as exc:
+            loop.close()
+            ready.set_exception(exc)
+            return
+        self._loop, self._server = loop, server
+        ready.set_result(server.sockets[0].getsockname()[1])
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        except asyncio.TimeoutError:  # pragma: no cover
+            pass
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("LLMTestServer is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL for the openai SDK, e.g. ``http://127.0.0.1:PORT/v1``."""
+        host = "127.0.0.1" if self._host in ("", "0.0.0.0") else self._host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/v1"
+
+    def script(self, model: str, *scripts: Script) -> None:
+        """Queue ``scripts`` for requests naming ``model``: used in order, the last repeats forever.
+
+        Replaces any previous queue for that model; no scripts removes it (default reply).
+        """
+        with self._lock:
+            if scripts:
+                self._scripts[model] = list(scripts)
+            else:
+                self._scripts.pop(model, None)
+
+    def set_models(self, ids: list[str]) -> None:
+        """Set what ``GET /v1/models`` lists (default: every scripted model name, sorted)."""
+        with self._lock:
+            self._models = list(ids)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot copies of the request records, in arrival order."""
+        with self._lock:
+            return [copy.copy(r) for r in self._records]
+
+    def clear(self) -> None:
+        """Forget all request records."""
+        with self._lock:
+            self._records.clear()
+
+    def wait_for(self, predicate: Callable[[list[RequestRecord]], bool], timeout: float = 5.0) -> bool:
+        """Poll :attr:`requests` (blocking) until ``predicate`` is true; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.requests):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+        return True
+
+    async def await_for(self, predicate: Callable[[list[RequestRecord]], bool], timeout: float = 5.0) -> bool:
+        """Like :meth:`wait_for` but polls with ``asyncio.sleep``; works on any event loop."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.requests):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_S)
+        return True
+
+    # ------------------------------------------------------------------ connection handling
+
+    def _set(self, rec: RequestRecord, **fields: Any) -> None:
+        with self._lock:
+            for name, value in fields.items():
+                setattr(rec, name, value)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = wire.RequestReader(reader)
+        try:
+            while True:
+                try:
+                    req = await conn.read_request(writer)
+                except (wire.BadRequest, ValueError, UnicodeError):
+                    writer.write(wire.json_response(400, wire.error_body(400, "Malformed HTTP request"), False))
+                    break
+                if req is None:
+                    break
+                if not await self._exchange(req, conn, writer):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:  # server stopping: drop the connection hard
+            # Not re-raised: asyncio's start_server callback logs handler tasks that end cancelled.
+            conn.eof_at = conn.eof_at or time.monotonic()
+        except Exception:
+            _log.exception("LLMTestServer: unexpected error while serving a connection")
+        finally:
+            self._handlers.discard(task)
+            if conn.eof_at is not None:
+                writer.transport.abort()
+            else:
+                writer.close()
+
+    async def _exchange(self, req: wire.HttpRequest, conn: wire.RequestReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request while watching the client for EOF; True to keep the connection."""
+        rec = self._record(req)
+        respond = asyncio.ensure_future(self._respond(req, rec, writer))
+        watch = asyncio.ensure_future(conn.wait_eof())
+        try:
+            await asyncio.wait((respond, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (respond, watch):
+                t.cancel()
+            await asyncio.gather(respond, watch, return_exceptions=True)
+            exc = None if respond.cancelled() or not respond.done() else respond.exception()
+            if respond.cancelled() or exc is not None:  # interrupted: client gone, write failed or server stopping
+                now = time.monotonic()
+                if conn.eof_at is not None or isinstance(exc, ConnectionError):
+                    self._set(rec, disconnected=True, disconnected_at=conn.eof_at or now, ended=now)
+                else:
+                    self._set(rec, ended=now)
+        if exc is not None and not isinstance(exc, ConnectionError):
+            raise exc
+        return exc is None and not respond.cancelled() and req.keep_alive and conn.eof_at is None
+
+    def _record(self, req: wire.HttpRequest) -> RequestRecord:
+        body: dict[str, Any] | None = None
+        if req.body:
+            try:
+                parsed = json.loads(req.body)
+                body = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                body = None
+        auth = req.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if self._require_key is None:
+            authorized = bool(key)
+        else:
+            authorized = bool(key) and hmac.compare_digest(key.encode(), self._require_key.encode())
+        api = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}.get(req.path, "other")
+        if req.path == "/v1/models" or req.path.startswith("/v1/models/"):
+            api = "models"
+        model = body.get("model") if body else None
+        rec = RequestRecord(
+            method=req.method,
+            path=req.path,
+            model=model if isinstance(model, str) else None,
+            body=body,
+            api=api,
+            stream=bool(body and body.get("stream") is True),
+            authorized=authorized,
+            started=req.started,
+        )
+        with self._lock:
+            self._records.append(rec)
+        return rec
+
+    def _next_script(self, model: str | None) -> Script:
+        with self._lock:
+            queue = self._scripts.get(model or "")
+            if not queue:
+                return Script()
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    # ------------------------------------------------------------------ responses
+
+    async def _respond(self, req: wire.HttpRequest, rec: RequestRecord, w: asyncio.StreamWriter) -> None:
+        # Records are updated just before each write, so a client that has read something
+        # always sees it reflected in the records (StreamWriter.write hands bytes to the socket).
+        async def send_json(status: int, obj: Any, headers: tuple[str, ...] = (), tokens: int = 0) -> None:
+            data = wire.json_response(status, obj, req.keep_alive, headers)
+            now = time.monotonic()
+            self._set(rec, ended=now, **({"tokens_sent": tokens, "first_token": now} if tokens else {}))
+            w.write(data)
+            await w.drain()
+
+        if self._require_key is not None and not rec.authorized:
+            return await send_json(401, wire.error_body(401, "Incorrect API key provided"))
+        if rec.api == "models" and req.method == "GET":
+            with self._lock:
+                ids = list(self._models) if self._models is not None else sorted(self._scripts)
+            if req.path == "/v1/models":
+                return await send_json(200, wire.models_list(ids))
+            mid = req.path[len("/v1/models/") :]
+            if mid in ids:
+                return await send_json(200, wire.model_object(mid))
+            return await send_json(404, wire.error_body(404, f"The model '{mid}' does not exist"))
+        if rec.api not in ("chat", "responses") or req.method != "POST":
+            return await send_json(404, wire.error_body(404, f"Unknown request URL: {req.method} {req.path}"))
+        if rec.body is None:
+            return await send_json(400, wire.error_body(400, "Request body must be a JSON object"))
+
+        t0 = asyncio.get_running_loop().time()
+        script = self._next_script(rec.model)
+        body, model, created = rec.body, rec.model or "test-model", int(time.time())
+        if script.status != 200:
+            await asyncio.sleep(script.first_delay_s)
+            extra = () if script.retry_after is None else (f"Retry-After: {_num(script.retry_after)}",)
+            return await send_json(script.status, wire.error_body(script.status, script.error_message), extra)
+        tokens = list(script.tokens) if script.tokens is not None else wire.default_tokens(body)
+        if script.headers_delay:
+            await asyncio.sleep(script.first_delay_s)
+        pieces: list[str] = []
+
+        if not rec.stream:
+
+            async def collect(token: str) -> None:
+                pieces.append(token)
+
+            outcome = await self._play(script, tokens, t0, collect)
+            if outcome == "stall":
+                await asyncio.Event().wait()  # until the client leaves or the server stops
+            usage = self._usage(script, body, len(pieces))
+            failure = script.error_kind if outcome == "error" else None
+            text = "".join(pieces)
+            status, obj = wire.final_reply(
+                rec.api, body, model, created, text, usage, script.finish_reason, failure, script.error_message
+            )
+            return await send_json(status, obj, tokens=len(pieces) if status == 200 else 0)
+
+        self._req_counter += 1
+        stream_cls = wire.ChatStream if rec.api == "chat" else wire.ResponsesStream
+        fmt = stream_cls(body, model, created, script.finish_reason)
+        w.write(wire.stream_head(req.keep_alive, f"req_test_{self._req_counter}"))
+        if head := fmt.start():
+            w.write(wire.chunk(head))
+        await w.drain()
+
+        async def send(token: str) -> None:
+            data = wire.chunk(fmt.token(token))
+            pieces.append(token)
+            if rec.first_token is None:
+                self._set(rec, first_token=time.monotonic(), tokens_sent=1)
+            else:
+                self._set(rec, tokens_sent=len(pieces))
+            w.write(data)
+            await w.drain()
+
+        outcome = await self._play(script, tokens, t0, send)
+        if outcome == "stall":
+            await asyncio.Event().wait()  # until the client leaves or the server stops
+        text, usage = "".join(pieces), self._usage(script, body, len(pieces))
+        if outcome == "error":
+            tail = fmt.failure(script.error_kind, script.error_message, text, usage)
+        else:
+            tail = fmt.success(text, usage)
+        data = wire.chunk(tail, last=True)
+        self._set(rec, ended=time.monotonic())
+        w.write(data)
+        await w.drain()
+        return None
+
+    @staticmethod
+    def _usage(script: Script, body: dict[str, Any], completion: int) -> tuple[int, int]:
+        return script.usage if script.usage is not None else (wire.count_prompt_words(body), completion)
+
+    @staticmethod
+    async def _play(script: Script, tokens: list[str], t0: float, send: Callable[[str], Awaitable[None]]) -> str | None:
+        """Emit tokens on the script's schedule; returns None, "error" or "stall" (where it stopped)."""
+        stop_at, outcome = len(tokens), None
+        if script.error_after is not None:
+            stop_at, outcome = min(script.error_after, stop_at), "error"
+        if script.stall_after is not None and min(script.stall_after, len(tokens)) <= stop_at:
+            stop_at, outcome = min(script.stall_after, len(tokens)), "stall"
+        loop = asyncio.get_running_loop()
+        origin = t0 + script.first_delay_s
+        for i in range(stop_at):
+            if script.rate is not None:
+                pause = origin + i / script.rate - loop.time()
+            elif i == 0:
+                pause = origin - loop.time()
+            else:
+                pause = script.delay_s
+            if pause > 0:
+                await asyncio.sleep(pause)
+            elif i % 32 == 31:
+                await asyncio.sleep(0)  # let other connections and the EOF watcher run
+            await send(tokens[i])
+        if stop_at == 0 and (pause := origin - loop.time()) > 0:
+            await asyncio.sleep(pause)
+        return outcome
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

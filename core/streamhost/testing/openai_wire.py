@@ -1,0 +1,517 @@
+"""Wire formats for :mod:`streamhost.testing.llm_server`: minimal HTTP/1.1 and OpenAI payloads.
+
+* HTTP/1.1: :class:`RequestReader` parses requests from an ``asyncio.StreamReader``
+  (Content-Length or chunked bodies, keep-alive) and can watch for client EOF
+  without losing pipelined bytes; :func:`json_response`, :func:`stream_head`
+  and :func:`chunk` frame responses.
+* OpenAI: chat completion chunks / objects, Responses API events / objects, the
+  models list and ``{"error": ...}`` bodies, in shapes the ``openai`` SDK
+  validates. The per-token frames come from pre-encoded byte templates.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CHAT_ID",
+    "MESSAGE_ID",
+    "RESPONSE_ID",
+    "BadRequest",
+    "ChatStream",
+    "HttpRequest",
+    "RequestReader",
+    "ResponsesStream",
+    "chat_completion",
+    "chunk",
+    "count_prompt_words",
+    "default_tokens",
+    "error_body",
+    "error_type_for_status",
+    "final_reply",
+    "json_response",
+    "model_object",
+    "models_list",
+    "response_object",
+    "sse",
+    "stream_head",
+]
+
+MAX_LINE = 65536
+MAX_BODY = 64 * 1024 * 1024
+
+# --------------------------------------------------------------------------- HTTP/1.1
+
+
+class BadRequest(Exception):
+    """The bytes received are not a request this server can parse."""
+
+
+@dataclass
+class HttpRequest:
+    """One parsed HTTP request (header names lower-cased, path without query string)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+    started: float  # time.monotonic() when the request line arrived
+
+
+class RequestReader:
+    """Buffered HTTP/1.1 request reader over an ``asyncio.StreamReader``.
+
+    :meth:`wait_eof` reads ahead while a response is being written, keeping any
+    pipelined bytes for the next :meth:`read_request`; :attr:`eof_at` is the
+    monotonic time the client's EOF (or a reset) was first seen.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        """Wrap ``reader``."""
+        self._r = reader
+        self._buf = bytearray()
+        self.eof_at: float | None = None
+
+    async def _fill(self) -> bool:
+        if self.eof_at is not None:
+            return False
+        try:
+            data = await self._r.read(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            self.eof_at = time.monotonic()
+            return False
+        self._buf += data
+        return True
+
+    async def wait_eof(self) -> None:
+        """Return once the client closed its side of the connection (or reset it)."""
+        while await self._fill():
+            if len(self._buf) > MAX_BODY:
+                self._buf.clear()
+
+    async def _readline(self) -> bytes:
+        while (i := self._buf.find(b"\n")) < 0:
+            if len(self._buf) > MAX_LINE:
+                raise BadRequest("line too long")
+            if not await self._fill():
+                raise asyncio.IncompleteReadError(bytes(self._buf), None)
+        line = bytes(self._buf[: i + 1])
+        del self._buf[: i + 1]
+        return line
+
+    async def _readexactly(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            if not await self._fill():
+                raise asyncio.IncompleteReadError(bytes(self._buf), n)
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    async def read_request(self, writer: asyncio.StreamWriter) -> HttpRequest | None:
+        """Next request on the connection, or None at a clean EOF between requests.
+
+        Raises :class:`BadRequest` / ``ValueError`` on malformed input and
+        ``asyncio.IncompleteReadError`` on EOF inside a request.
+        """
+        try:
+            line = await self._readline()
+            while line in (b"\r\n", b"\n"):
+                line = await self._readline()
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip():
+                raise
+            return None
+        started = time.monotonic()
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest("bad request line")
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        while (h := await self._readline()) not in (b"\r\n", b"\n"):
+            name, sep, value = h.decode("latin-1").partition(":")
+            if not sep or len(headers) > 200:
+                raise BadRequest("bad header")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = bytearray()
+            while size := int((await self._readline()).split(b";")[0].strip() or b"0", 16):
+                if len(body) + size > MAX_BODY:
+                    raise BadRequest("body too large")
+                body += (await self._readexactly(size + 2))[:-2]
+            while (await self._readline()).strip():  # trailers
+                pass
+        else:
+            length = int(headers.get("content-length") or 0)
+            if not 0 <= length <= MAX_BODY:
+                raise BadRequest("bad content-length")
+            body = bytearray(await self._readexactly(length))
+        conn = headers.get("connection", "").lower()
+        keep_alive = "close" not in conn and (version != "HTTP/1.0" or "keep-alive" in conn)
+        return HttpRequest(method.upper(), target.split("?", 1)[0], headers, bytes(body), keep_alive, started)
+
+
+def json_response(status: int, obj: Any, keep_alive: bool, headers: tuple[str, ...] = ()) -> bytes:
+    """A complete ``application/json`` response with Content-Length."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    data = json.dumps(obj).encode()
+    lines = [
+        f"HTTP/1.1 {status} {phrase}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        *headers,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+
+
+def stream_head(keep_alive: bool, request_id: str) -> bytes:
+    """Status line and headers of a chunked ``text/event-stream`` response."""
+    return (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\nx-request-id: {request_id}\r\n\r\n"
+    ).encode("latin-1")
+
+
+def chunk(data: bytes, last: bool = False) -> bytes:
+    """One chunk of a chunked body; ``last`` appends the terminating zero-size chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data) + (b"0\r\n\r\n" if last else b"")
+
+
+# --------------------------------------------------------------------------- OpenAI payloads
+
+CHAT_ID = "chatcmpl-test"
+RESPONSE_ID = "resp_test"
+MESSAGE_ID = "msg_test"
+
+_WORDS = re.compile(r"\s*\S+|\s+")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """Encode one SSE event (``event: NAME`` line optional); ``data`` is JSON-encoded unless ``str``."""
+    payload = data if isinstance(data, str) else _dumps(data)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message ``content`` that is a string or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return " ".join(texts)
+    return ""
+
+
+def _messages(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(role, text)`` pairs from a chat ``messages`` list or a Responses ``input``."""
+    out: list[tuple[str, str]] = []
+    items = body.get("messages")
+    if items is None:
+        items = body.get("input")
+    if isinstance(items, str):
+        return [("user", items)]
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and "content" in item:
+                out.append((str(item.get("role", "user")), _content_text(item["content"])))
+    return out
+
+
+def default_tokens(body: dict[str, Any] | None) -> list[str]:
+    """The default reply: ``"echo: " + last user message`` split into words keeping spaces."""
+    user = ""
+    for role, text in _messages(body or {}):
+        if role == "user":
+            user = text
+    return _WORDS.findall(f"echo: {user}" if user else "echo:")
+
+
+def count_prompt_words(body: dict[str, Any] | None) -> int:
+    """Default prompt token count: number of words in all messages / input (and instructions)."""
+    body = body or {}
+    n = sum(len(text.split()) for _, text in _messages(body))
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        n += len(instructions.split())
+    return n
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_type_for_status(status: int) -> tuple[str, str | None]:
+    """OpenAI-style ``(type, code)`` for an HTTP error status."""
+    if status == 401:
+        return "invalid_request_error", "invalid_api_key"
+    if status == 403:
+        return "permission_error", None
+    if status == 404:
+        return "invalid_request_error", "not_found"
+    if status == 429:
+        return "requests", "rate_limit_exceeded"
+    if status >= 500:
+        return "server_error", None
+    return "invalid_request_error", None
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """``{"error": {...}}`` body for an HTTP error response."""
+    etype, code = error_type_for_status(status)
+    return {"error": {"message": message, "type": etype, "param": None, "code": code}}
+
+
+def models_list(ids: list[str]) -> dict[str, Any]:
+    """``GET /v1/models`` body."""
+    return {"object": "list", "data": [model_object(i) for i in ids]}
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    """One model object as listed by ``GET /v1/models``."""
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "streamhost-test"}
+
+
+# --------------------------------------------------------------------------- chat completions
+
+
+def _chat_usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def chat_completion(model: str, created: int, text: str, finish_reason: str, usage: tuple[int, int]) -> dict[str, Any]:
+    """A non-streaming ``chat.completion`` object."""
+    return {
+        "id": CHAT_ID,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": _chat_usage(*usage),
+        "system_fingerprint": None,
+    }
+
+
+class ChatStream:
+    """SSE frames of a streamed chat completion (``chat.completion.chunk`` events).
+
+    Same interface as :class:`ResponsesStream`: :meth:`start`, :meth:`token`,
+    :meth:`success`, :meth:`failure`.
+    """
+
+    def __init__(self, body: dict[str, Any], model: str, created: int, finish_reason: str) -> None:
+        """Prepare the byte templates; ``stream_options.include_usage`` is read from ``body``."""
+        self._base = {"id": CHAT_ID, "object": "chat.completion.chunk", "created": created, "model": model}
+        self._finish_reason = finish_reason
+        opts = body.get("stream_options")
+        self._include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        head = _dumps(self._base)[:-1]  # drop the closing brace
+        self._prefix = f'data: {head},"choices":[{{"index":0,"delta":{{'.encode()
+        self._suffix = b'},"finish_reason":null}]}\n\n'
+        self._first = True
+
+    def start(self) -> bytes:
+        """Frames before the first token (none for chat completions)."""
+        return b""
+
+    def token(self, token: str) -> bytes:
+        """Frame for one content token; the first one also carries ``role: assistant``."""
+        role = b'"role":"assistant",' if self._first else b""
+        self._first = False
+        return self._prefix + role + b'"content":' + _dumps(token).encode() + self._suffix
+
+    def success(self, text: str, usage: tuple[int, int]) -> bytes:
+        """Finish chunk (empty delta), the usage chunk if requested, then ``data: [DONE]``."""
+        out = sse({**self._base, "choices": [{"index": 0, "delta": {}, "finish_reason": self._finish_reason}]})
+        if self._include_usage:
+            out += sse({**self._base, "choices": [], "usage": _chat_usage(*usage)})
+        return out + b"data: [DONE]\n\n"
+
+    def failure(self, kind: str, message: str, text: str, usage: tuple[int, int]) -> bytes:
+        """Mid-stream error as the API sends it: a data line holding ``{"error": ...}`` (``kind`` ignored)."""
+        return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+
+
+# --------------------------------------------------------------------------- responses API
+
+
+def _responses_usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message_item(status: str, text: str | None = None) -> dict[str, Any]:
+    content = [] if text is None else [_text_part(text)]
+    return {"id": MESSAGE_ID, "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def response_object(
+    body: dict[str, Any],
+    model: str,
+    created: int,
+    status: str,
+    text: str | None = None,
+    usage: tuple[int, int] | None = None,
+    error_message: str | None = None,
+) -> dict[str, Any]:
+    """A Responses API ``response`` object with ``status`` completed | in_progress | failed | incomplete.
+
+    ``text`` None means no output item yet. ``failed`` carries ``error_message``;
+    ``incomplete`` carries ``incomplete_details.reason = "max_output_tokens"``.
+    """
+    item_status = status if status in ("completed", "in_progress") else "incomplete"
+    instructions = body.get("instructions")
+    return {
+        "id": RESPONSE_ID,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "background": False,
+        "error": {"code": "server_error", "message": error_message} if status == "failed" else None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": instructions if isinstance(instructions, str) else None,
+        "max_output_tokens": body.get("max_output_tokens"),
+        "metadata": {},
+        "model": model,
+        "output": [] if text is None else [_message_item(item_status, text)],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "store": False,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": None if usage is None else _responses_usage(*usage),
+        "user": None,
+    }
+
+
+class ResponsesStream:
+    """SSE frames (``event:`` + ``data:``) of a streamed Responses API call; ``sequence_number`` from 0."""
+
+    def __init__(self, body: dict[str, Any], model: str, created: int, finish_reason: str) -> None:
+        """Prepare for a response to request ``body`` naming ``model`` (``finish_reason`` unused)."""
+        self._body, self._model, self._created = body, model, created
+        self.seq = 0
+        self._delta_prefix = (
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            + f'"item_id":"{MESSAGE_ID}","output_index":0,"content_index":0,"delta":'.encode()
+        )
+
+    def _event(self, name: str, fields: dict[str, Any]) -> bytes:
+        frame = sse({"type": name, **fields, "sequence_number": self.seq}, event=name)
+        self.seq += 1
+        return frame
+
+    def _response(self, status: str, **kw: Any) -> dict[str, Any]:
+        return response_object(self._body, self._model, self._created, status, **kw)
+
+    def start(self) -> bytes:
+        """``response.created`` .. ``response.content_part.added`` frames."""
+        part = {"item_id": MESSAGE_ID, "output_index": 0, "content_index": 0}
+        return b"".join(
+            [
+                self._event("response.created", {"response": self._response("in_progress")}),
+                self._event("response.in_progress", {"response": self._response("in_progress")}),
+                self._event("response.output_item.added", {"output_index": 0, "item": _message_item("in_progress")}),
+                self._event("response.content_part.added", {**part, "part": _text_part("")}),
+            ]
+        )
+
+    def token(self, token: str) -> bytes:
+        """One ``response.output_text.delta`` frame."""
+        seq = self.seq
+        self.seq += 1
+        return self._delta_prefix + _dumps(token).encode() + b',"sequence_number":%d,"logprobs":[]}\n\n' % seq
+
+    def _close_item(self, text: str, item_status: str) -> bytes:
+        part = {"item_id": MESSAGE_ID, "output_index": 0, "content_index": 0}
+        return b"".join(
+            [
+                self._event("response.output_text.done", {**part, "text": text, "logprobs": []}),
+                self._event("response.content_part.done", {**part, "part": _text_part(text)}),
+                self._event("response.output_item.done", {"output_index": 0, "item": _message_item(item_status, text)}),
+            ]
+        )
+
+    def success(self, text: str, usage: tuple[int, int]) -> bytes:
+        """``response.output_text.done`` .. ``response.completed`` frames."""
+        resp = self._response("completed", text=text, usage=usage)
+        return self._close_item(text, "completed") + self._event("response.completed", {"response": resp})
+
+    def failure(self, kind: str, message: str, text: str, usage: tuple[int, int]) -> bytes:
+        """Mid-stream failure frames for ``kind`` = ``error`` | ``response.failed`` | ``response.incomplete``."""
+        if kind == "response.failed":
+            resp = self._response("failed", text=text, usage=usage, error_message=message)
+            return self._event("response.failed", {"response": resp})
+        if kind == "response.incomplete":
+            resp = self._response("incomplete", text=text, usage=usage)
+            return self._close_item(text, "incomplete") + self._event("response.incomplete", {"response": resp})
+        return self._event("error", {"code": "server_error", "message": message, "param": None})
+
+
+def final_reply(
+    api: str,
+    body: dict[str, Any],
+    model: str,
+    created: int,
+    text: str,
+    usage: tuple[int, int],
+    finish_reason: str,
+    failure: str | None = None,
+    message: str = "",
+) -> tuple[int, dict[str, Any]]:
+    """``(status, json)`` of a non-streaming reply for ``api`` = chat | responses.
+
+    ``failure`` is None or an ``error_kind``: chat and ``"error"`` give HTTP 500 with
+    an error body; ``response.failed`` / ``response.incomplete`` give a 200 response
+    object with status failed / incomplete.
+    """
+    if failure is not None and (api == "chat" or failure == "error"):
+        return 500, error_body(500, message)
+    if api == "chat":
+        return 200, chat_completion(model, created, text, finish_reason, usage)
+    status = {None: "completed", "response.failed": "failed"}.get(failure, "incomplete")
+    return 200, response_object(body, model, created, status, text=text, usage=usage, error_message=message)
