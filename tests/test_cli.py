@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from streamhost.testing import Script
 
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+
 from streamhost import ConfigError
 from streamhost.config import Config, StreamingSettings, config_path, load_config, masked
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from streamhost.testing import LLMTestServer, RequestRecord, Script
 
 openai = pytest.importorskip("openai")

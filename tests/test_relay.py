@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
-from streamhost import AuthenticationError, RateLimitError, TextDelta, Usage, UpstreamServerError
+from streamhost import AuthenticationError, RateLimitError, TextDelta, UpstreamServerError, Usage
 from streamhost.relay import GenerationFailed, Relay, RelaySettings
 from streamhost.sinks import CollectingSink
 
@@ -57,7 +58,7 @@ async def test_chunk_delay_spaces_notifications():
 
     sink = Stamping()
     await Relay(settings(coalesce_ms=0, chunk_delay_ms=60)).run(lambda: tokens(["x"] * 40, delay=0.005), sink)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert sink.text == "x" * 40
     # The last flush (end of stream) is not held back: the result follows it at once anyway.
     assert len(stamps) >= 3 and min(gaps[:-1]) >= 0.05

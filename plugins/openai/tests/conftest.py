@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from streamhost import Event, GenerationRequest, TextDelta, Usage
 from streamhost.testing import LLMTestServer
 from streamhost_openai import OpenAIProvider

@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 import pytest
+
 import streamhost
 from streamhost import GenerationRequest, TextDelta, Usage
 from streamhost.testing import LLMTestServer, Script
