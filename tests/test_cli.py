@@ -420,3 +420,22 @@ def test_doctor_reports_a_broken_config_file(home: Any, env: dict[str, str]) -> 
     assert result.returncode != 0
     assert str(home.config) in result.stdout
     assert "Traceback" not in all_output(result)
+
+
+def test_ctrl_c_cancels_chat_and_closes_the_upstream(llm: Any, env: dict[str, str]) -> None:
+    import os
+    import signal
+
+    llm.script("stalls", Script(tokens=["first ", "second "], stall_after=2))
+    proc = subprocess.Popen([STREAMHOST, "chat", "-m", "openai/stalls", "hi"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        first = os.read(proc.stdout.fileno(), 100)  # blocks until the first text is printed
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert first.startswith(b"first ")
+    assert proc.returncode == 130 and b"cancelled" in stderr
+    assert b"Traceback" not in stderr
+    assert llm.wait_for(lambda records: any(r.model == "stalls" and r.disconnected for r in records), 5)

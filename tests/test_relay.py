@@ -160,7 +160,7 @@ async def test_cancelling_closes_the_upstream_stream_at_once():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert closed and closed[0] - cancelled_at < 0.05
+    assert closed and closed[0] - cancelled_at < 0.5  # ≈1 ms when idle; loose for a loaded CI machine
 
 
 async def test_a_plugin_bug_becomes_a_clear_error_not_a_crash():

@@ -89,7 +89,7 @@ async def test_cancelling_a_call_disconnects_the_upstream_and_the_host_goes_on(l
         assert not scope.cancelled_caught
         assert await llm.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 5)
         record = next(r for r in llm.requests if r.model == "stalls")
-        assert record.disconnected_at - cancelled_at < 0.5
+        assert record.disconnected_at - cancelled_at < 1.0  # ≈2 ms when idle (bench/cancel.py)
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "openai/after"})
     assert result.content[0].text == "still here"
 
