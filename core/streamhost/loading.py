@@ -24,7 +24,8 @@ GROUP = "streamhost"
 LOAD_ENV = "STREAMHOST_LOAD_PLUGINS"
 DISABLE_ENV = "STREAMHOST_DISABLE_PLUGINS"
 STRICT_ENV = "STREAMHOST_STRICT_PLUGINS"
-HOOKS = ("register_providers", "register_fetchers")
+KINDS: tuple[tuple[str, type], ...] = (("providers", Provider), ("fetchers", Fetcher))
+"""What each ``register_<kind>`` hook registers."""
 
 
 @dataclass
@@ -70,7 +71,7 @@ def normalize(name: str) -> str:
 def _names(value: str | None) -> set[str] | None:
     if value is None:
         return None
-    return {normalize(part) for part in value.split(",") if part.strip()}
+    return {normalize(part.strip()) for part in value.split(",") if part.strip()}
 
 
 def load_plugins(
@@ -142,50 +143,32 @@ def _load_one(
     try:
         manager.check_pending()
         record.hooks = sorted(c.name for c in manager.get_hookcallers(module) or [])
-        providers: list[Provider] = []
-        fetchers: list[Fetcher] = []
-        for hook, bucket in (("register_providers", providers), ("register_fetchers", fetchers)):
-            for impl in getattr(manager.hook, hook).get_hookimpls():
+        registered: dict[str, list[Any]] = {kind: [] for kind, _ in KINDS}
+        for kind, bucket in registered.items():
+            for impl in getattr(manager.hook, f"register_{kind}").get_hookimpls():
                 if impl.plugin_name == record.name:
                     impl.function(**{arg: bucket.append for arg in impl.argnames})
-        _admit(registry, record, providers, fetchers, config)
+        _admit(registry, record, registered, config)
     except BaseException:
         manager.unregister(module)
         raise
 
 
-def _admit(
-    registry: Registry, record: PluginRecord, providers: list[Provider], fetchers: list[Fetcher], config: Config
-) -> None:
+def _admit(registry: Registry, record: PluginRecord, registered: dict[str, list[Any]], config: Config) -> None:
     """Check and configure what one plugin registered, then add it; nothing is added on failure."""
-    for provider in providers:
-        if not isinstance(provider, Provider) or not provider.name:
-            raise TypeError(f"register_providers got {provider!r}: register a Provider with a name")
-        provider.configure(config.providers.get(provider.name, {}))
-    for fetcher in fetchers:
-        if not isinstance(fetcher, Fetcher) or not fetcher.name:
-            raise TypeError(f"register_fetchers got {fetcher!r}: register a Fetcher with a name")
-        fetcher.configure(config.fetch)
-    for provider in providers:
-        owner = _owner(registry, "providers", provider.name)
-        if owner:
-            record.notes.append(f"provider {provider.name!r} not registered: {owner} already provides it")
-            log.warning("plugin %s: provider %r is already provided by %s", record.name, provider.name, owner)
-            continue
-        registry.providers[provider.name] = provider
-        record.providers.append(provider.name)
-    for fetcher in fetchers:
-        owner = _owner(registry, "fetchers", fetcher.name)
-        if owner:
-            record.notes.append(f"fetcher {fetcher.name!r} not registered: {owner} already provides it")
-            log.warning("plugin %s: fetcher %r is already provided by %s", record.name, fetcher.name, owner)
-            continue
-        registry.fetchers[fetcher.name] = fetcher
-        record.fetchers.append(fetcher.name)
-
-
-def _owner(registry: Registry, kind: str, name: str) -> str | None:
-    for record in registry.plugins:
-        if name in getattr(record, kind):
-            return record.name
-    return None
+    for kind, base in KINDS:
+        for item in registered[kind]:
+            if not isinstance(item, base) or not item.name:
+                raise TypeError(f"register_{kind} got {item!r}: register a {base.__name__} with a name")
+            item.configure(config.providers.get(item.name, {}) if base is Provider else config.fetch)
+    for kind, base in KINDS:
+        admitted: dict[str, Any] = getattr(registry, kind)
+        for item in registered[kind]:
+            owner = next((r.name for r in registry.plugins if item.name in getattr(r, kind)), None)
+            if owner:
+                what = base.__name__.lower()
+                record.notes.append(f"{what} {item.name!r} not registered: {owner} already provides it")
+                log.warning("plugin %s: %s %r is already provided by %s", record.name, what, item.name, owner)
+                continue
+            admitted[item.name] = item
+            getattr(record, kind).append(item.name)
