@@ -20,22 +20,22 @@ from .tools import build_tools, call, error_result
 log = logging.getLogger("streamhost.server")
 
 INSTRUCTIONS = (
-    "streamhost gives you other language models (generate, list_models) and, when a fetcher plugin is "
-    "installed, web pages (fetch_url, summarize_urls). Answers stream to the user as they are written."
+    "streamhost gives you other language models: generate asks one (a second opinion, another vendor, a "
+    "delegated sub-task), list_models shows which exist. Answers stream to the user as they are written."
 )
 WARMUP_FALLBACK_S = 2.0
 
 
-def build_server(engine: Engine, startup_error: str | None = None) -> Server[Any]:
-    """The low-level MCP server for this engine's tools; warms the SDKs after the first tools/list.
+def build_server(engine: Engine, startup_error: str | None = None, warmup: Warmup | None = None) -> Server[Any]:
+    """The low-level MCP server for this engine's tools; starts ``warmup`` after the first tools/list.
 
     With ``startup_error`` (a broken config file) the tools are listed but every call reports it.
     """
     specs = build_tools(engine)
-    warmup = _Warmup(engine)
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        warmup.soon(0.05)
+        if warmup is not None:
+            warmup.soon(0.05)
         return types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -53,15 +53,11 @@ def build_server(engine: Engine, startup_error: str | None = None) -> Server[Any
             log.exception("tool %s failed unexpectedly", params.name)
             return error_result(f"{params.name} failed unexpectedly: {type(exc).__name__}: {exc}")
 
-    server: Server[Any] = Server(
-        "streamhost", version=__version__, instructions=INSTRUCTIONS,
-        on_list_tools=list_tools, on_call_tool=call_tool,
-    )
-    server.streamhost_warmup = warmup  # type: ignore[attr-defined]
-    return server
+    return Server("streamhost", version=__version__, instructions=INSTRUCTIONS,
+                  on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-class _Warmup:
+class Warmup:
     """Starts the background SDK import once, after the server has answered what it must answer."""
 
     def __init__(self, engine: Engine) -> None:
@@ -69,6 +65,7 @@ class _Warmup:
         self.started = False
 
     def soon(self, delay: float) -> None:
+        """Start the warm-up ``delay`` seconds from now, unless it started already or is turned off."""
         if self.started or not self.engine.config.warmup:
             return
         self.started = True
@@ -78,8 +75,8 @@ class _Warmup:
 async def serve_stdio(engine: Engine, wire_in: io.TextIOWrapper, wire_out: io.TextIOWrapper,
                       startup_error: str | None = None) -> None:
     """Serve MCP on the given wire streams until the client closes stdin."""
-    server = build_server(engine, startup_error)
-    warmup: _Warmup = server.streamhost_warmup  # type: ignore[attr-defined]
+    warmup = Warmup(engine)
+    server = build_server(engine, startup_error, warmup)
     async with stdio_server(anyio.wrap_file(wire_in), anyio.wrap_file(wire_out)) as (read, write):
         asyncio.get_running_loop().call_later(WARMUP_FALLBACK_S, warmup.soon, 0)
         try:
