@@ -92,11 +92,11 @@ class Catalog:
                 "no model given and no default: pass model (see list_models) or set default_model in the config"
             )
         target = self.config.aliases.get(requested, requested)
-        for provider, info in self._infos():
-            if target in info.aliases:
-                target = f"{provider.name}/{info.name}"
+        for owner, listed in self._infos():
+            if target in listed.aliases:
+                target = f"{owner.name}/{listed.name}"
         prefix, slash, rest = target.partition("/")
-        provider = self.registry.providers.get(prefix) if slash and rest else None
+        provider: Provider | None = self.registry.providers.get(prefix) if slash and rest else None
         if provider is None and not slash:
             bare = [(p, i) for p, i in self._infos() if i.name == target]
             if len(bare) == 1:

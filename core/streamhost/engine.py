@@ -13,9 +13,10 @@ from typing import Any
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import InvalidArgumentError, OutputValidationError
+from .fetchers import Fetcher
 from .loading import Registry, load_plugins
 from .metrics import Metrics, default_metrics_path
-from .providers import GenerationRequest
+from .providers import GenerationRequest, Provider
 from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
 from .sinks import Sink
 from .structured import check_schema, parse_output
@@ -81,7 +82,8 @@ class Engine:
         """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it."""
 
         def warm() -> None:
-            for plugin in [*self.registry.providers.values(), *self.registry.fetchers.values()]:
+            plugins: list[Provider | Fetcher] = [*self.registry.providers.values(), *self.registry.fetchers.values()]
+            for plugin in plugins:
                 try:
                     plugin.warm()
                 except Exception as exc:

@@ -60,7 +60,8 @@ class Registry:
         """The fetcher naming this host, else the first serving this scheme."""
         candidates = [f for f in self.fetchers.values() if f.handles(scheme, host)]
         specific = [f for f in candidates if f.hosts]
-        return (specific or candidates or [None])[0]
+        ranked = specific or candidates
+        return ranked[0] if ranked else None
 
 
 def normalize(name: str) -> str:
@@ -97,7 +98,7 @@ def load_plugins(
         dist = ep.dist.name if ep.dist else ep.name
         found.append((dist, ep.dist.version if ep.dist else None, f"{ep.name} = {ep.value}", ep.load))
     for name, plugin in extra:
-        found.append((name, None, None, lambda plugin=plugin: plugin))
+        found.append((name, None, None, _returning(plugin)))
 
     for dist, version, entry, load in found:
         record = PluginRecord(name=dist, version=version, entry_point=entry)
@@ -126,6 +127,10 @@ def load_plugins(
     for name in sorted(set(config.providers) - set(registry.providers)):
         registry.warnings.append(f"config has [providers.{name}] but no loaded plugin registers provider {name!r}")
     return registry
+
+
+def _returning(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
 
 
 def _load_one(
@@ -158,7 +163,7 @@ def _admit(registry: Registry, record: PluginRecord, registered: dict[str, list[
     """Check and configure what one plugin registered, then add it; nothing is added on failure."""
     for kind, base in KINDS:
         for item in registered[kind]:
-            if not isinstance(item, base) or not item.name:
+            if not isinstance(item, (Provider, Fetcher)) or not isinstance(item, base) or not item.name:
                 raise TypeError(f"register_{kind} got {item!r}: register a {base.__name__} with a name")
             item.configure(config.providers.get(item.name, {}) if base is Provider else config.fetch)
     for kind, base in KINDS:
