@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import http_wire
 from . import openai_wire as wire
 
 __all__ = ["LLMTestServer", "RequestRecord", "Script"]
@@ -260,13 +261,13 @@ class LLMTestServer:
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = wire.RequestReader(reader)
+        conn = http_wire.RequestReader(reader)
         try:
             while True:
                 try:
                     req = await conn.read_request(writer)
-                except (wire.BadRequest, ValueError, UnicodeError):
-                    writer.write(wire.json_response(400, wire.error_body(400, "Malformed HTTP request"), False))
+                except (http_wire.BadRequest, ValueError, UnicodeError):
+                    writer.write(http_wire.json_response(400, wire.error_body(400, "Malformed HTTP request"), False))
                     break
                 if req is None:
                     break
@@ -286,7 +287,9 @@ class LLMTestServer:
             else:
                 writer.close()
 
-    async def _exchange(self, req: wire.HttpRequest, conn: wire.RequestReader, writer: asyncio.StreamWriter) -> bool:
+    async def _exchange(
+        self, req: http_wire.HttpRequest, conn: http_wire.RequestReader, writer: asyncio.StreamWriter
+    ) -> bool:
         """Answer one request while watching the client for EOF; True to keep the connection."""
         rec = self._record(req)
         respond = asyncio.ensure_future(self._respond(req, rec, writer))
@@ -308,7 +311,7 @@ class LLMTestServer:
             raise exc
         return exc is None and not respond.cancelled() and req.keep_alive and conn.eof_at is None
 
-    def _record(self, req: wire.HttpRequest) -> RequestRecord:
+    def _record(self, req: http_wire.HttpRequest) -> RequestRecord:
         body: dict[str, Any] | None = None
         if req.body:
             try:
@@ -349,11 +352,11 @@ class LLMTestServer:
 
     # ------------------------------------------------------------------ responses
 
-    async def _respond(self, req: wire.HttpRequest, rec: RequestRecord, w: asyncio.StreamWriter) -> None:
+    async def _respond(self, req: http_wire.HttpRequest, rec: RequestRecord, w: asyncio.StreamWriter) -> None:
         # Records are updated just before each write, so a client that has read something
         # always sees it reflected in the records (StreamWriter.write hands bytes to the socket).
         async def send_json(status: int, obj: Any, headers: tuple[str, ...] = (), tokens: int = 0) -> None:
-            data = wire.json_response(status, obj, req.keep_alive, headers)
+            data = http_wire.json_response(status, obj, req.keep_alive, headers)
             now = time.monotonic()
             self._set(rec, ended=now, **({"tokens_sent": tokens, "first_token": now} if tokens else {}))
             w.write(data)
@@ -406,13 +409,13 @@ class LLMTestServer:
         self._req_counter += 1
         stream_cls = wire.ChatStream if rec.api == "chat" else wire.ResponsesStream
         fmt = stream_cls(body, model, created, script.finish_reason)
-        w.write(wire.stream_head(req.keep_alive, f"req_test_{self._req_counter}"))
+        w.write(http_wire.stream_head(req.keep_alive, f"req_test_{self._req_counter}"))
         if head := fmt.start():
-            w.write(wire.chunk(head))
+            w.write(http_wire.chunk(head))
         await w.drain()
 
         async def send(token: str) -> None:
-            data = wire.chunk(fmt.token(token))
+            data = http_wire.chunk(fmt.token(token))
             pieces.append(token)
             if rec.first_token is None:
                 self._set(rec, first_token=time.monotonic(), tokens_sent=1)
@@ -429,7 +432,7 @@ class LLMTestServer:
             tail = fmt.failure(script.error_kind, script.error_message, text, usage)
         else:
             tail = fmt.success(text, usage)
-        data = wire.chunk(tail, last=True)
+        data = http_wire.chunk(tail, last=True)
         self._set(rec, ended=time.monotonic())
         w.write(data)
         await w.drain()
