@@ -207,6 +207,8 @@ async def test_structured_output_is_validated(llm, home, mcp_serve, want_progres
     assert served.text_progress() == [], "no partial JSON is streamed"
     sent = next(r for r in llm.requests if r.model == "json-good").body
     assert sent["response_format"]["json_schema"]["schema"] == SCHEMA
+    # An unlisted model is not known to enforce the schema, so it is also asked in words.
+    assert sent["messages"][0]["role"] == "system" and '"population"' in sent["messages"][0]["content"]
     assert bad.is_error
     assert "population" in bad.content[0].text and '"many"' in bad.content[0].text
 

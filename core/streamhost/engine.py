@@ -19,7 +19,7 @@ from .metrics import Metrics, default_metrics_path
 from .providers import GenerationRequest, Provider
 from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
 from .sinks import Sink
-from .structured import check_schema, parse_output
+from .structured import check_schema, parse_output, schema_instruction
 
 log = logging.getLogger("streamhost.engine")
 _calls = itertools.count(1)
@@ -119,10 +119,14 @@ class Engine:
             raise InvalidArgumentError(f"max_tokens must be a whole number ≥ 1, got {max_tokens!r}")
         schema = None if args.output_schema is None else check_schema(args.output_schema)
         resolved = self.catalog.resolve(args.model)
+        system = args.system
+        if schema is not None and (resolved.info is None or not resolved.info.supports_schema):
+            # Not known to enforce JSON Schema natively: say it in words too, so any model can comply.
+            system = "\n\n".join(filter(None, [system, schema_instruction(schema)]))
         return resolved, GenerationRequest(
             model=resolved.name,
             prompt=args.prompt,
-            system=args.system,
+            system=system,
             temperature=None if temperature is None else float(temperature),
             max_tokens=max_tokens,
             output_schema=schema,

@@ -24,6 +24,12 @@ def check_schema(schema: Any) -> dict[str, Any]:
     return schema
 
 
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """Words asking for JSON that matches ``schema``, for models that cannot be asked natively."""
+    return ("Answer with a single JSON value that matches this JSON Schema, and nothing else "
+            f"(no prose, no code fence):\n{json.dumps(schema, separators=(',', ':'))}")
+
+
 def parse_output(text: str, schema: dict[str, Any]) -> Any:
     """The model's JSON, validated against ``schema``; OutputValidationError shows why and the raw text."""
     match = _FENCE.match(text)

@@ -77,5 +77,7 @@ def model_infos(base_url: str, official: bool, extra: list[str]) -> list[ModelIn
     for name in [*extra, *cached]:
         if name not in seen:
             seen.add(name)
-            infos.append(ModelInfo(name=name, description="" if name in extra else "listed by the endpoint"))
+            # Whether an arbitrary endpoint's model enforces JSON Schema is unknown: the host asks in words too.
+            infos.append(ModelInfo(name=name, description="" if name in extra else "listed by the endpoint",
+                                   supports_schema=official))
     return infos
