@@ -92,6 +92,8 @@ async def test_cancelling_a_call_disconnects_the_upstream_and_the_host_goes_on(l
         assert record.disconnected_at - cancelled_at < 1.0  # ≈2 ms when idle (bench/cancel.py)
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "openai/after"})
     assert result.content[0].text == "still here"
+    events = [(m["event"], m["model"]) for m in map(json.loads, home.metrics.read_text().splitlines())]
+    assert ("cancelled", "openai/stalls") in events and ("complete", "openai/after") in events
 
 
 async def test_heartbeats_while_the_model_thinks(llm, home, mcp_serve, want_progress):
@@ -136,6 +138,8 @@ async def test_a_mid_stream_error_keeps_the_partial_text(llm, home, mcp_serve, w
     assert "the upstream fell over" in text and "partial answer " in text
     assert result.structured_content["partial_text"] == "partial answer "
     assert len([r for r in llm.requests if r.model == "breaks"]) == 1, "no retry after text was streamed"
+    error = json.loads(home.metrics.read_text().splitlines()[-1])
+    assert error["event"] == "error" and error["error"] == "StreamError" and error["chars"] == len("partial answer ")
 
 
 async def test_missing_key_is_a_clear_error(llm, home, mcp_serve):
