@@ -173,9 +173,9 @@ class Relay:
             state.pending.append(event.text)
             if state.first_token is None:
                 state.first_token = time.monotonic()
-                if self.on_first_token is not None:
-                    self.on_first_token((state.first_token - state.started) * 1000)
                 await self._flush(sink, state)
+                if self.on_first_token is not None:  # after the text is out: it may write a file
+                    self.on_first_token((state.first_token - state.started) * 1000)
         elif isinstance(event, Usage):
             state.usage = event
         elif isinstance(event, Status):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import weakref
@@ -71,10 +72,12 @@ class OpenAIProvider(Provider):
 
     def warm(self) -> None:
         importlib.import_module("openai")
+        # The HTTP transport is imported when the first client is built (~30 ms): do that now too.
+        with contextlib.suppress(ImportError):
+            importlib.import_module("httpcore2")
 
     async def _client(self, key: str | None) -> Any:
-        # The import runs in a thread so a first call never blocks the event loop (other calls go on).
-        openai = await asyncio.to_thread(importlib.import_module, "openai")
+        openai = await _openai()
         loop = asyncio.get_running_loop()
         identity = (key, self.base_url)
         cached = self._clients.get(loop)
@@ -127,6 +130,18 @@ class OpenAIProvider(Provider):
             if mapped is exc:
                 raise
             raise mapped from None
+
+
+_sdk: Any = None
+
+
+async def _openai() -> Any:
+    """The openai module. The first import runs in a thread so it never blocks the event loop; it
+    waits for a warm-up already importing it (sys.modules may hold a half-initialised module then)."""
+    global _sdk
+    if _sdk is None:
+        _sdk = await asyncio.to_thread(importlib.import_module, "openai")
+    return _sdk
 
 
 def _check_api(value: Any, where: str) -> None:
