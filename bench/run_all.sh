@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the four streamhost benchmarks one after another (about 2.5-3 minutes with default runs) and
 # keeps a copy of the output in bench/results/run-YYYYmmdd-HHMMSS.txt (git-ignored).
-# Usage: bench/run_all.sh [PYTHON]   (default: /tmp/dev/bin/python if present, else python3)
+# Usage: bench/run_all.sh [PYTHON]   (default: .venv/bin/python, made by the README's test command)
 # Extra arguments for every script can be given in BENCH_ARGS, e.g. BENCH_ARGS="--runs 5".
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 python="${1:-}"
 if [[ -z "$python" ]]; then
-    if [[ -x /tmp/dev/bin/python ]]; then python=/tmp/dev/bin/python; else python=python3; fi
+    if [[ -x "$here/../.venv/bin/python" ]]; then python="$here/../.venv/bin/python"; else python=python3; fi
 fi
 mkdir -p "$here/results"
 log="$here/results/run-$(date +%Y%m%d-%H%M%S).txt"
