@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, Resolved
 from .config import Config, load_config
 from .errors import InvalidArgumentError, OutputValidationError
 from .fetchers import Fetcher
@@ -101,7 +101,7 @@ class Engine:
             except Exception as exc:
                 log.debug("closing provider %s failed: %r", provider.name, exc)
 
-    def _request(self, args: GenerateArgs) -> tuple[Any, GenerationRequest]:
+    def _request(self, args: GenerateArgs) -> tuple[Resolved, GenerationRequest]:
         if not isinstance(args.prompt, str) or not args.prompt.strip():
             raise InvalidArgumentError("prompt must be a non-empty string")
         if args.model is not None and not isinstance(args.model, str):
