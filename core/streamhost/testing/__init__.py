@@ -6,6 +6,7 @@ loopback port (own thread and event loop), scripted per model with
 :class:`RequestRecord`. Standard library only.
 """
 
-from streamhost.testing.llm_server import LLMTestServer, RequestRecord, Script
+from streamhost.testing.llm_server import LLMTestServer
+from streamhost.testing.scripts import RequestRecord, Script
 
 __all__ = ["LLMTestServer", "RequestRecord", "Script"]
