@@ -19,11 +19,16 @@ def default_metrics_path() -> Path:
 
 
 class Metrics:
-    """Appends events to a JSON-lines file; a failure to write is logged once, never raised."""
+    """Appends events to a JSON-lines file; a failure to write is logged once, never raised.
 
-    def __init__(self, path: Path | None, enabled: bool = True) -> None:
+    When the file passes ``max_bytes`` it is renamed to ``<name>.1`` (replacing an older one), so it
+    never grows without bound.
+    """
+
+    def __init__(self, path: Path | None, enabled: bool = True, max_bytes: int = 10_000_000) -> None:
         self.path = path
         self.enabled = enabled and path is not None
+        self.max_bytes = max_bytes
         self._warned = False
 
     def record(self, event: str, **fields: Any) -> None:
@@ -35,6 +40,9 @@ class Metrics:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
+                full = handle.tell() > self.max_bytes
+            if full:
+                self.path.replace(self.path.with_name(self.path.name + ".1"))
         except OSError as exc:
             if not self._warned:
                 self._warned = True

@@ -1,0 +1,34 @@
+"""The metrics file: one JSON line per event, bounded in size, never failing a call."""
+
+from __future__ import annotations
+
+import json
+
+from streamhost.metrics import Metrics
+
+
+def test_lines_are_json_and_the_file_rolls_over(tmp_path):
+    path = tmp_path / "state" / "metrics.jsonl"
+    metrics = Metrics(path, max_bytes=400)
+    for call in range(20):
+        metrics.record("complete", call=call, chars=10)
+    current = [json.loads(line) for line in path.read_text().splitlines()]
+    previous = [json.loads(line) for line in path.with_name("metrics.jsonl.1").read_text().splitlines()]
+    assert current[-1]["call"] == 19 and current[-1]["event"] == "complete"
+    assert path.stat().st_size <= 400 + 100
+    assert previous and previous[-1]["call"] < current[0]["call"]
+
+
+def test_an_unwritable_place_is_reported_not_raised(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    metrics = Metrics(blocker / "metrics.jsonl")
+    metrics.record("start", call=1)
+    metrics.record("start", call=2)
+    assert len([r for r in caplog.records if "cannot write metrics" in r.message]) == 1
+
+
+def test_disabled_writes_nothing(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    Metrics(path, enabled=False).record("start", call=1)
+    assert not path.exists()
