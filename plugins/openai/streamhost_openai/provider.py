@@ -123,7 +123,7 @@ class OpenAIProvider(Provider):
                 async for event in _responses(client, request, label):
                     yield event
             else:
-                async for event in _chat(client, request):
+                async for event in _chat(client, request, official=self.base_url == OFFICIAL_URL):
                     yield event
         except Exception as exc:
             mapped = map_error(exc, label, self.base_url, self.key_variable(), key)
@@ -149,7 +149,7 @@ def _check_api(value: Any, where: str) -> None:
         raise ConfigError(f"{where} must be auto, chat or responses, got {value!r}")
 
 
-async def _chat(client: Any, request: GenerationRequest) -> AsyncIterator[Event]:
+async def _chat(client: Any, request: GenerationRequest, *, official: bool) -> AsyncIterator[Event]:
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages.append({"role": "user", "content": request.prompt})
     kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
@@ -157,7 +157,8 @@ async def _chat(client: Any, request: GenerationRequest) -> AsyncIterator[Event]
     if request.temperature is not None:
         kwargs["temperature"] = request.temperature
     if request.max_tokens is not None:
-        kwargs["max_tokens"] = request.max_tokens
+        # OpenAI deprecated max_tokens on chat (reasoning models refuse it); compatible servers know max_tokens.
+        kwargs["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
     if request.output_schema is not None:
         kwargs["response_format"] = {"type": "json_schema",
                                      "json_schema": {"name": "output", "schema": request.output_schema}}
