@@ -43,6 +43,14 @@ def cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("streamhost")) / "openai-models.json"
 
 
+def cache_stamp() -> int | None:
+    """The cache file's modification time (None when there is none), to notice a refresh."""
+    try:
+        return cache_path().stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def read_cache(base_url: str) -> list[str]:
     """The model ids the endpoint listed at the last refresh (empty when never refreshed)."""
     try:

@@ -21,7 +21,7 @@ from streamhost import (
     Usage,
 )
 
-from .catalog import api_for, model_infos, write_cache
+from .catalog import api_for, cache_stamp, model_infos, write_cache
 from .errors import map_error
 
 OFFICIAL_URL = "https://api.openai.com/v1"
@@ -40,6 +40,9 @@ class OpenAIProvider(Provider):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary()
         )
+        # models() runs on every call (routing): re-read the on-disk list only when it or the endpoint
+        # changed (a `streamhost models --refresh` in another process still shows up here).
+        self._listed: tuple[tuple[str, int | None], list[ModelInfo]] | None = None
 
     def configure(self, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - OPTIONS)
@@ -61,6 +64,7 @@ class OpenAIProvider(Provider):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             raise ConfigError(f"providers.openai.timeout_s must be a number of seconds > 0, got {timeout!r}")
         super().configure(options)
+        self._listed = None
 
     @property
     def base_url(self) -> str:
@@ -68,7 +72,12 @@ class OpenAIProvider(Provider):
         return (self.options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_URL).rstrip("/")
 
     def models(self) -> list[ModelInfo]:
-        return model_infos(self.base_url, self.base_url == OFFICIAL_URL, list(self.options.get("models", [])))
+        base_url = self.base_url
+        key = (base_url, cache_stamp())
+        if self._listed is None or self._listed[0] != key:
+            infos = model_infos(base_url, base_url == OFFICIAL_URL, list(self.options.get("models", [])))
+            self._listed = (key, infos)
+        return self._listed[1]
 
     def warm(self) -> None:
         importlib.import_module("openai")
