@@ -122,8 +122,7 @@ class _Reader:
         metrics = self._table(data, "metrics")
         self._unknown("metrics", metrics, {"enabled", "path"})
         fetch = self._table(data, "fetch")
-        for key in ("allow_private",):
-            self._get(fetch, "fetch", key, bool, None)
+        self._get(fetch, "fetch", "allow_private", bool, None)
         self._get(fetch, "fetch", "allow_hosts", list, None)
         self._number(fetch, "fetch", "max_bytes", None, minimum=1)
         self._number(fetch, "fetch", "timeout_s", None, minimum=0.001)

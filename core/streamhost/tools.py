@@ -10,6 +10,7 @@ from typing import Any
 
 import mcp_types as types
 
+from .catalog import ModelEntry
 from .engine import Engine, GenerateArgs, Generation
 from .errors import InvalidArgumentError, StreamhostError
 from .relay import GenerationFailed
@@ -66,8 +67,7 @@ def check_arguments(tool: str, arguments: dict[str, Any], schema: dict[str, Any]
         raise InvalidArgumentError(f"{tool}: missing required argument {', '.join(map(repr, missing))}")
 
 
-def _model_lines(engine: Engine, limit: int = 25) -> str:
-    entries = engine.catalog.entries()
+def _model_lines(engine: Engine, entries: list[ModelEntry], limit: int = 25) -> str:
     lines = []
     for entry in entries[:limit]:
         notes = [f"alias {', '.join(entry.aliases)}"] if entry.aliases else []
@@ -94,7 +94,7 @@ def generate_tool(engine: Engine) -> ToolSpec:
         "Ask another model (not yourself) and get its answer. The answer streams to the user while it is "
         "written. Use for second opinions, other vendors' models, or delegating a sub-task.\n"
         f"Models (PROVIDER/NAME; any name under a known prefix works, prefixes: {prefixes}):\n"
-        f"{_model_lines(engine)}\n"
+        f"{_model_lines(engine, engine.catalog.entries())}\n"
         "Give output_schema (a JSON Schema) to get validated JSON back in structuredContent.output."
     )
     schema = {
@@ -139,7 +139,7 @@ def list_models_tool(engine: Engine) -> ToolSpec:
         entries = engine.catalog.entries()
         structured = {"default": engine.catalog.default_model(), "models": [e.as_dict() for e in entries],
                       "aliases": dict(engine.config.aliases), "providers": sorted(engine.registry.providers)}
-        return text_result(_model_lines(engine, limit=10_000), structured)
+        return text_result(_model_lines(engine, entries, limit=10_000), structured)
 
     tool = types.Tool(
         name="list_models",
