@@ -135,7 +135,7 @@ def test_strict_mode_stops_on_a_broken_plugin(home, test_plugins):
 
 @pytest.mark.parametrize("variable", ["STREAMHOST_DISABLE_PLUGINS", "STREAMHOST_LOAD_PLUGINS"])
 async def test_the_bundled_plugin_can_be_turned_off(home, mcp_serve, variable):
-    value = "streamhost-openai" if variable == "STREAMHOST_DISABLE_PLUGINS" else ""
+    value = "streamhost-openai,streamhost-litellm" if variable == "STREAMHOST_DISABLE_PLUGINS" else ""
     async with mcp_serve({**home.env, variable: value}) as served:
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "openai/gpt-4.1-mini"})
     assert result.is_error and "no provider plugin is loaded" in result.content[0].text

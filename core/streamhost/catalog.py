@@ -77,8 +77,8 @@ class Catalog:
                 description=info.description,
                 aliases=names,
                 default=full == default,
-                key_configured=provider.key_configured(),
-                key_variable=provider.key_variable(),
+                key_configured=provider.key_configured_for(info.name),
+                key_variable=provider.key_variable_for(info.name),
                 streaming=self.config.streaming_for(full),
                 supports_schema=info.supports_schema,
             ))

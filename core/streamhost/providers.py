@@ -70,6 +70,17 @@ class Provider:
         variable = self.key_variable()
         return variable is None or bool(os.environ.get(variable))
 
+    def key_variable_for(self, model: str) -> str | None:
+        """The key variable of one model (name without prefix), for listings; ``key_variable()`` by default.
+
+        Override when the key depends on the model (litellm: each sub-provider has its own variable).
+        """
+        return self.key_variable()
+
+    def key_configured_for(self, model: str) -> bool:
+        """Whether one model's key is set, for listings; ``key_configured()`` by default."""
+        return self.key_configured()
+
     def require_key(self) -> str | None:
         """The key, read now; raises MissingKeyError naming the variable when it is unset."""
         variable = self.key_variable()

@@ -1,0 +1,129 @@
+"""Turning litellm exceptions into streamhost's typed errors, without ever showing a key."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from streamhost import (
+    AuthenticationError,
+    MissingKeyError,
+    ProviderError,
+    RateLimitError,
+    StreamError,
+    UnknownModelError,
+    UpstreamConnectionError,
+    UpstreamServerError,
+    UpstreamTimeoutError,
+)
+
+from .keys import KEY_VARIABLES
+
+# Key shapes of the common vendors (OpenAI/Anthropic sk-, Google AIza, Groq gsk_, xAI xai-).
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|AIza[0-9A-Za-z_\-]{10,}|gsk_[A-Za-z0-9]{10,}|xai-[A-Za-z0-9]{10,})")
+# litellm stacks prefixes: "litellm.RateLimitError: RateLimitError: OpenAIException - the real message".
+_PREFIX = re.compile(r"^\s*(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::\s*|\s+-\s+))")
+_CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "ConnectTimeout", "ClientConnectorError"}
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What an error message needs to name: the model, where it was sent, which variable held the key."""
+
+    label: str
+    api_base: str | None
+    key_variable: str | None
+    key: str | None
+
+    @property
+    def where(self) -> str:
+        return self.api_base or "the provider's endpoint"
+
+
+def scrub(text: str, key: str | None) -> str:
+    """Remove the key, any known key variable's value, and anything that looks like a key."""
+    secrets = {key} if key else set()
+    secrets.update(os.environ[n] for names in KEY_VARIABLES.values() for n in names if os.environ.get(n))
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def _detail(exc: BaseException, key: str | None) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    while (match := _PREFIX.match(text)) is not None:
+        text = text[match.end():]
+    return scrub(text.splitlines()[0] if text else type(exc).__name__, key)
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers",
+                                                                         None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in _CONNECTION_NAMES or isinstance(current, ConnectionError):
+            return True
+        if str(current).strip() == "Connection error.":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def map_error(exc: Exception, call: CallContext) -> Exception:
+    """The streamhost error for a litellm exception (other exceptions are returned unchanged)."""
+    import litellm
+    from litellm import exceptions as litellm_errors
+
+    if not isinstance(exc, (*litellm.LITELLM_EXCEPTION_TYPES, litellm_errors.APIError)):
+        return exc
+    if isinstance(exc, litellm_errors.MidStreamFallbackError):
+        original = exc.original_exception
+        if exc.is_pre_first_chunk and isinstance(original, Exception) and original is not exc:
+            return map_error(original, call)
+        return StreamError(f"{call.label}: the upstream failed mid-stream: {_detail(original or exc, call.key)}")
+    detail = _detail(exc, call.key)
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, (litellm_errors.AuthenticationError, litellm_errors.PermissionDeniedError)):
+        check = f"check {call.key_variable}" if call.key_variable else "check the key litellm uses for this provider"
+        return AuthenticationError(f"{call.label}: the upstream refused the API key (HTTP {status}): {detail} — "
+                                   f"{check}", status=status)
+    if isinstance(exc, litellm_errors.RateLimitError):
+        return RateLimitError(f"{call.label}: rate limited (HTTP 429): {detail}", retry_after=_retry_after(exc))
+    if isinstance(exc, litellm_errors.ContextWindowExceededError):
+        return ProviderError(f"{call.label}: the prompt does not fit the model's context window: {detail} — "
+                             "shorten the prompt or choose a model with a longer context", status=status)
+    if isinstance(exc, litellm_errors.NotFoundError):
+        return ProviderError(f"{call.label}: not found at {call.where} (HTTP 404): {detail} — check the model "
+                             "name after litellm/ (SUB-PROVIDER/MODEL)", status=status)
+    if isinstance(exc, litellm_errors.Timeout):
+        return UpstreamTimeoutError(f"{call.label}: timed out talking to {call.where}")
+    if "Missing credentials" in detail:
+        return MissingKeyError(f"{call.label}: no API key: {detail} — export the provider's key variable or set "
+                               "providers.litellm.api_key_env")
+    if isinstance(exc, litellm_errors.APIConnectionError) or _connection_failed(exc):
+        return UpstreamConnectionError(f"{call.label}: cannot reach {call.where}: {detail}")
+    if isinstance(exc, litellm_errors.BadRequestError) and "LLM Provider NOT provided" in detail:
+        return UnknownModelError(
+            f"{call.label}: litellm cannot tell which provider serves this model — name it as "
+            "litellm/SUB-PROVIDER/MODEL, e.g. litellm/anthropic/claude-sonnet-4-5 or litellm/ollama/llama3.2"
+        )
+    if status is not None and status >= 500:
+        return UpstreamServerError(f"{call.label}: upstream server error (HTTP {status}): {detail}",
+                                   status=status, retry_after=_retry_after(exc))
+    return ProviderError(f"{call.label}: request rejected (HTTP {status or '?'}): {detail}", status=status)

@@ -1,0 +1,224 @@
+"""The ``litellm`` provider: ``litellm/SUB/NAME`` goes to ``litellm.acompletion`` and streams back as events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from streamhost import (
+    ConfigError,
+    Event,
+    GenerationRequest,
+    MissingKeyError,
+    ModelInfo,
+    Provider,
+    ProviderError,
+    TextDelta,
+    Usage,
+)
+
+from . import sdk
+from .errors import CallContext, map_error
+from .keys import first_set, known_variables, sub_provider
+
+log = logging.getLogger("streamhost.litellm")
+
+OPTIONS = {"api_base", "api_key_env", "models", "params", "timeout_s", "debug"}
+RESERVED = {
+    "model": "it is the part after litellm/",
+    "messages": "streamhost builds them from prompt and system",
+    "stream": "streamhost always streams",
+    "stream_options": "streamhost always asks for usage",
+    "api_key": "keep keys out of the config file: put the key in a variable and name it with api_key_env",
+    "num_retries": "streamhost retries itself, and only before the first token",
+    "max_retries": "streamhost retries itself, and only before the first token",
+}
+"""acompletion arguments a config may not set, and why."""
+
+
+class LiteLLMProvider(Provider):
+    """Every ``litellm/SUB/NAME`` model: Anthropic, Gemini, Mistral, Groq, Bedrock, Ollama, a LiteLLM proxy, …"""
+
+    name = "litellm"
+    key_env_var = None  # the key variable depends on the sub-provider: see key_variable_for
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._infos: list[ModelInfo] = []
+
+    def configure(self, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise ConfigError(f"providers.litellm: unknown key {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(OPTIONS))})")
+        models = options.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise ConfigError("providers.litellm.models must be a list of model names like "
+                              '"anthropic/claude-sonnet-4-5"')
+        for key in ("api_base", "api_key_env"):
+            if key in options and not (isinstance(options[key], str) and options[key]):
+                raise ConfigError(f"providers.litellm.{key} must be a non-empty string")
+        params = options.get("params", {})
+        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+            raise ConfigError('providers.litellm.params must hold one table per model: [providers.litellm.params."'
+                              'ollama/llama3.2"]')
+        for model, table in params.items():
+            _check_params(table, f'providers.litellm.params."{model}"')
+        timeout = options.get("timeout_s", 600)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise ConfigError(f"providers.litellm.timeout_s must be a number of seconds > 0, got {timeout!r}")
+        debug = options.get("debug", False)
+        if not isinstance(debug, bool):
+            raise ConfigError(f"providers.litellm.debug must be true or false, got {debug!r}")
+        super().configure(options)
+        sdk.set_debug(debug)
+        # Whether a model enforces JSON Schema is litellm's knowledge (an import away), so listing says no:
+        # the host then also asks in words, and stream() still asks natively where litellm says it can.
+        self._infos = [ModelInfo(name=m, description=f"{sub_provider(m) or 'litellm'} via litellm",
+                                 supports_schema=False) for m in dict.fromkeys(models)]
+
+    def models(self) -> list[ModelInfo]:
+        return self._infos
+
+    def key_variable_for(self, model: str) -> str | None:
+        explicit = self._explicit_key_variable(model, {})
+        if explicit:
+            return explicit
+        variables = known_variables(model)
+        return (first_set(variables) or variables[0]) if variables else None
+
+    def key_configured_for(self, model: str) -> bool:
+        variable = self.key_variable_for(model)
+        return variable is None or bool(os.environ.get(variable))
+
+    def warm(self) -> None:
+        sdk.warm()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients litellm cached (only if it was ever imported)."""
+        litellm = sdk.loaded()
+        if litellm is not None:
+            with contextlib.suppress(Exception):
+                await litellm.close_litellm_async_clients()
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        label = f"litellm/{request.model}"
+        extra = {**self.options.get("params", {}).get(request.model, {}), **request.options}
+        _check_params(extra, f'models."{label}"')
+        variable, key, explicit = self._key(request.model, extra)
+        api_base = extra.pop("api_base", None) or self.options.get("api_base")
+        call = CallContext(label=label, api_base=api_base, key_variable=variable, key=key)
+        try:
+            litellm = await sdk.load_async()
+        except ImportError as exc:
+            raise ProviderError(f"{label}: litellm cannot be imported ({exc}) — reinstall streamhost-litellm with "
+                                "its constraints file") from None
+        kwargs = _arguments(litellm, request, extra, timeout=float(self.options.get("timeout_s", 600)))
+        if api_base:
+            kwargs["api_base"] = api_base
+        if explicit:
+            kwargs["api_key"] = key  # otherwise litellm reads the sub-provider's own variable itself
+        response = None
+        try:
+            response = await litellm.acompletion(**kwargs)
+            async for chunk in response:
+                for event in chunk_events(chunk):
+                    yield event
+        except Exception as exc:
+            mapped = map_error(exc, call)
+            if mapped is exc:
+                raise
+            raise mapped from None  # litellm's own text may carry the key
+        finally:
+            if response is not None:
+                await _close(response, label)
+
+    def _explicit_key_variable(self, model: str, options: Mapping[str, Any]) -> str | None:
+        params = self.options.get("params", {}).get(model, {})
+        return options.get("api_key_env") or params.get("api_key_env") or self.options.get("api_key_env")
+
+    def _key(self, model: str, extra: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+        """(variable, key, whether the config named the variable); MissingKeyError when it is unset."""
+        explicit = self._explicit_key_variable(model, extra)
+        extra.pop("api_key_env", None)
+        if explicit:
+            key = os.environ.get(explicit)
+            if not key:
+                raise MissingKeyError(f"{explicit} is not set: export it, or change api_key_env "
+                                      f"(providers.litellm or models.\"litellm/{model}\") to the variable that holds "
+                                      "the key")
+            return explicit, key, True
+        variables = known_variables(model)
+        if not variables:
+            return None, None, False
+        found = first_set(variables)
+        if found is None:
+            alternatives = f" (or {', '.join(variables[1:])})" if len(variables) > 1 else ""
+            raise MissingKeyError(f"{variables[0]}{alternatives} is not set: litellm reads it for "
+                                  f"{sub_provider(model)}/ models — export it, or set providers.litellm.api_key_env "
+                                  "to the variable that holds the key")
+        return found, os.environ[found], False
+
+
+def _check_params(table: Mapping[str, Any], where: str) -> None:
+    for name, why in RESERVED.items():
+        if name in table:
+            raise ConfigError(f"{where}.{name} cannot be set: {why}")
+    if "api_key_env" in table and not (isinstance(table["api_key_env"], str) and table["api_key_env"]):
+        raise ConfigError(f"{where}.api_key_env must be the name of an environment variable")
+
+
+def _arguments(litellm: Any, request: GenerationRequest, extra: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    messages.append({"role": "user", "content": request.prompt})
+    kwargs: dict[str, Any] = {
+        "model": request.model, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
+        # The host retries 429/5xx, and only before the first token: litellm must not retry underneath it.
+        "num_retries": 0, "max_retries": 0, "timeout": timeout,
+        # A parameter one provider lacks (temperature on some reasoning models) is dropped, not an error.
+        "drop_params": True,
+    }
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.output_schema is not None and _supports_schema(litellm, request.model):
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "output", "schema": request.output_schema}}
+    kwargs.update(extra)
+    return kwargs
+
+
+def _supports_schema(litellm: Any, model: str) -> bool:
+    try:
+        return bool(litellm.supports_response_schema(model=model))
+    except Exception:  # a model litellm does not know: ask in words only (the host already does)
+        return False
+
+
+def chunk_events(chunk: Any) -> list[Event]:
+    """The events in one litellm stream chunk. Usage comes on a chunk with no choices (litellm ≥ 1.109) or
+    with one empty delta (1.83–1.106): both are read the same way."""
+    events: list[Event] = []
+    for choice in getattr(chunk, "choices", None) or []:
+        delta = getattr(choice, "delta", None)
+        content = getattr(delta, "content", None) if delta is not None else None
+        if content:
+            events.append(TextDelta(content))
+    usage = getattr(chunk, "usage", None)
+    if usage is not None and (usage.prompt_tokens is not None or usage.completion_tokens is not None):
+        events.append(Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
+                            total_tokens=usage.total_tokens))
+    return events
+
+
+async def _close(response: Any, label: str) -> None:
+    """Close the upstream HTTP response now, not when it is garbage-collected."""
+    try:
+        await response.aclose()
+    except Exception as exc:  # closing must not hide the call's own outcome
+        log.debug("%s: closing the stream failed: %r", label, exc)
