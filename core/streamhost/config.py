@@ -42,6 +42,23 @@ class Limits:
     retry_max_wait_s: float = 30
 
 
+@dataclass(frozen=True)
+class SummarizeSettings:
+    """How ``summarize_urls`` works: pages fetched at once, model budget, parts summarized at once."""
+
+    model: str | None = None
+    """The model for summaries when the call names none; None: the default model."""
+    concurrency: int = 4
+    map_concurrency: int = 2
+    max_input_tokens: int = 12_000
+    """Page text per model call (estimated as characters / 4); longer pages are split (map-reduce)."""
+    max_input_tokens_per_model: dict[str, int] = field(default_factory=dict)
+
+    def budget_for(self, model: str) -> int:
+        """The input-token budget for one call to ``model`` (a full ``PROVIDER/NAME``)."""
+        return self.max_input_tokens_per_model.get(model, self.max_input_tokens)
+
+
 @dataclass
 class Config:
     """The whole configuration; a missing file gives the defaults."""
@@ -54,6 +71,7 @@ class Config:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     fetch: dict[str, Any] = field(default_factory=dict)
+    summarize: SummarizeSettings = field(default_factory=SummarizeSettings)
     plugins_disable: list[str] = field(default_factory=list)
     warmup: bool = True
     metrics_enabled: bool = True
@@ -110,7 +128,7 @@ class _Reader:
 
     def build(self, data: dict[str, Any]) -> Config:
         known = {"default_model", "aliases", "streaming", "limits", "models", "providers", "fetch",
-                 "plugins", "metrics"}
+                 "summarize", "plugins", "metrics"}
         self._unknown("", data, known)
         streaming = self._table(data, "streaming")
         self._unknown("streaming", streaming, {"enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s",
@@ -162,12 +180,27 @@ class _Reader:
             models={name: dict(table) for name, table in models.items()},
             providers={name: dict(table) for name, table in providers.items()},
             fetch=dict(fetch),
+            summarize=self._summarize(self._table(data, "summarize")),
             plugins_disable=[str(name) for name in disable],
             warmup=self._get(plugins, "plugins", "warmup", bool, True),
             metrics_enabled=self._get(metrics, "metrics", "enabled", bool, True),
             metrics_path=self._get(metrics, "metrics", "path", str, None),
             warnings=self.warnings,
             raw=data,
+        )
+
+    def _summarize(self, table: dict[str, Any]) -> SummarizeSettings:
+        self._unknown("summarize", table, {"model", "concurrency", "map_concurrency", "max_input_tokens",
+                                           "max_input_tokens_per_model"})
+        per_model = self._get(table, "summarize", "max_input_tokens_per_model", dict, {})
+        for model in per_model:
+            self._whole(per_model, "summarize.max_input_tokens_per_model", model, 0, minimum=1000)
+        return SummarizeSettings(
+            model=self._get(table, "summarize", "model", str, None),
+            concurrency=self._whole(table, "summarize", "concurrency", 4, minimum=1),
+            map_concurrency=self._whole(table, "summarize", "map_concurrency", 2, minimum=1),
+            max_input_tokens=self._whole(table, "summarize", "max_input_tokens", 12_000, minimum=1000),
+            max_input_tokens_per_model={model: int(value) for model, value in per_model.items()},
         )
 
     def _where(self, dotted: str) -> str:
@@ -217,10 +250,10 @@ class _Reader:
             self._fail(dotted, f"must be a {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
         return value
 
-    def _whole(self, table: dict[str, Any], section: str, key: str, default: int) -> int:
-        value = self._number(table, section, key, default, minimum=0)
+    def _whole(self, table: dict[str, Any], section: str, key: str, default: int, minimum: int = 0) -> int:
+        value = self._number(table, section, key, default, minimum=minimum)
         if not isinstance(value, int):
-            self._fail(f"{section}.{key}", f"must be a whole number ≥ 0, got {value!r}")
+            self._fail(f"{section}.{key}", f"must be a whole number ≥ {minimum}, got {value!r}")
         return int(value)
 
     def _number(self, table: dict[str, Any], section: str, key: str, default: Any, *, minimum: float) -> Any:

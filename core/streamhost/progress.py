@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mcp_types as types
@@ -13,8 +14,9 @@ OFFSET_KEY = "streamhost/offset"
 class ProgressSink:
     """Sends each update as a progress notification, if the client asked for progress.
 
-    ``progress`` counts notifications, so it strictly increases; ``total`` is only set by callers
-    that know the amount of work. Text updates carry the exact delta and its offset in ``_meta``.
+    ``progress`` is the update's own ``progress`` when it has one (a tool that knows its ``total``),
+    else the count of notifications; either way it strictly increases. Text updates carry the exact
+    delta and its offset in ``_meta``.
     """
 
     def __init__(self, session: Any, request_id: Any, token: str | int | None, mode: str = "tail",
@@ -25,12 +27,16 @@ class ProgressSink:
         self.mode = mode
         self.total = total
         self.count = 0
+        self.last = 0.0
 
     async def send(self, update: Any) -> None:
         """Send one notification (nothing when the request carried no progress token)."""
         if self.token is None:
             return
         self.count += 1
+        value = float(self.count) if update.progress is None else float(update.progress)
+        # The spec requires progress to increase with every notification, whatever the caller computed.
+        self.last = value if value > self.last else math.nextafter(self.last, math.inf)
         meta = None
         if update.kind == "text":
             meta = {DELTA_KEY: update.delta, OFFSET_KEY: update.offset}
@@ -38,7 +44,7 @@ class ProgressSink:
         else:
             message = update.status
         params = types.ProgressNotificationParams(
-            progress_token=self.token, progress=self.count, total=self.total, message=message, _meta=meta
+            progress_token=self.token, progress=self.last, total=self.total, message=message, _meta=meta
         )
         await self.session.send_notification(
             types.ProgressNotification(params=params), related_request_id=self.request_id

@@ -21,7 +21,9 @@ log = logging.getLogger("streamhost.server")
 
 INSTRUCTIONS = (
     "streamhost gives you other language models: generate asks one (a second opinion, another vendor, a "
-    "delegated sub-task), list_models shows which exist. Answers stream to the user as they are written."
+    "delegated sub-task), list_models shows which exist. With a fetcher plugin installed, fetch_url reads a web "
+    "page as markdown, in slices, and summarize_urls summarizes up to 20 pages, one section per page. Answers "
+    "and summaries stream to the user as they are written."
 )
 WARMUP_FALLBACK_S = 2.0
 

@@ -21,6 +21,8 @@ class Update:
     """For status: the human-readable line."""
     tail: str = ""
     """The last ~200 characters of the text so far, newlines folded."""
+    progress: float | None = None
+    """How far the call is, in units of the sink's ``total`` (e.g. 2.4 of 5 pages); None: not known."""
 
 
 class Sink(Protocol):

@@ -152,7 +152,9 @@ def list_models_tool(engine: Engine) -> ToolSpec:
 
 def build_tools(engine: Engine) -> dict[str, ToolSpec]:
     """Every tool this engine serves, by name."""
-    specs = [generate_tool(engine), list_models_tool(engine)]
+    from .web_tools import web_tools  # it builds on this module's ToolSpec
+
+    specs = [generate_tool(engine), list_models_tool(engine), *web_tools(engine)]
     return {spec.tool.name: spec for spec in specs}
 
 

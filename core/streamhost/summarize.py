@@ -1,0 +1,268 @@
+"""summarize_urls: each page summarized in order and streamed, while later pages are fetched.
+
+Pages are fetched concurrently (``[summarize] concurrency``) from the start; summaries are written one
+page at a time, so page ``i + 1`` is usually ready when summary ``i`` ends. A long page is summarized
+map-reduce: its parts are summarized with bounded concurrency, then the part summaries are combined
+in one streamed call (combined in rounds first while they are still too long for one call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import summary_prompts as prompts
+from .chunking import CHARS_PER_TOKEN, split_text
+from .engine import Engine, GenerateArgs
+from .errors import AuthenticationError, InvalidArgumentError, MissingKeyError, StreamhostError
+from .fetchers import Document
+from .fetching import Pages
+from .relay import GenerationFailed
+from .sinks import Sink
+from .transcript import Transcript
+
+MAX_URLS = 20
+MAX_COMBINE_ROUNDS = 3
+MIN_PART_CHARS = 2_000
+T = TypeVar("T")
+
+
+@dataclass
+class PageSummary:
+    """What became of one URL."""
+
+    url: str
+    final_url: str | None = None
+    title: str | None = None
+    summary: str = ""
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """One entry of structuredContent's ``results``."""
+        return {"url": self.url, "final_url": self.final_url, "title": self.title, "summary": self.summary,
+                "error": self.error}
+
+
+@dataclass
+class Summaries:
+    """A finished summarize_urls call."""
+
+    text: str
+    results: list[PageSummary]
+    model: str
+    usage: dict[str, int] | None
+    ttft_ms: float | None
+    duration_ms: float
+    error: str | None = None
+    """Set when the call stopped early (a model error that every page would hit)."""
+
+    def structured(self) -> dict[str, Any]:
+        """The result's structuredContent."""
+        return {"text": self.text, "results": [r.as_dict() for r in self.results], "model": self.model,
+                "usage": self.usage, "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
+                "duration_ms": round(self.duration_ms, 1), "error": self.error}
+
+
+def check_urls(urls: Any) -> list[str]:
+    """The URL list, or InvalidArgumentError saying what is wrong with it."""
+    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_URLS:
+        raise InvalidArgumentError(f"urls must be a list of 1 to {MAX_URLS} URLs, got {urls!r:.200}")
+    bad = [u for u in urls if not isinstance(u, str) or not u.strip()]
+    if bad:
+        raise InvalidArgumentError(f"urls must be non-empty strings, got {bad[0]!r:.100}")
+    return [u.strip() for u in urls]
+
+
+@dataclass
+class _Call:
+    """The state of one summarize_urls call."""
+
+    model: str
+    query: str | None
+    budget_chars: int
+    transcript: Transcript
+    usage: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None
+    """Why the call stopped before the last page (a model error every page would hit)."""
+
+
+class Summarizer:
+    """Runs summarize_urls calls for an engine; ``pages`` fetches (and caches) the documents."""
+
+    def __init__(self, engine: Engine, pages: Pages, *, model_initiated: bool = True) -> None:
+        self.engine = engine
+        self.pages = pages
+        self.model_initiated = model_initiated
+
+    async def run(self, urls: Sequence[str], sink: Sink, *, query: str | None = None,
+                  model: str | None = None) -> Summaries:
+        """Summarize ``urls`` in order into ``sink``. Raises StreamhostError before anything is sent."""
+        started = time.monotonic()
+        settings = self.engine.config.summarize
+        if query is not None and not isinstance(query, str):
+            raise InvalidArgumentError("query must be a string")
+        if model is not None and not isinstance(model, str):
+            raise InvalidArgumentError(f"model must be a string like openai/gpt-4.1-mini, got {model!r}")
+        resolved = self.engine.catalog.resolve(model or settings.model)
+        resolved.provider.require_key()  # fail once here, not once per page
+        reserved = prompts.RESERVED_TOKENS + len(query or "") // CHARS_PER_TOKEN
+        call = _Call(
+            model=resolved.full, query=query or None,
+            budget_chars=max((settings.budget_for(resolved.full) - reserved) * CHARS_PER_TOKEN, MIN_PART_CHARS),
+            transcript=Transcript(sink, streaming=self.engine.config.streaming_for(resolved.full)),
+        )
+        total = len(urls)
+        gate = asyncio.Semaphore(settings.concurrency)
+        by_url: dict[str, asyncio.Task[Document]] = {}  # a URL given twice is fetched once
+        for i, url in enumerate(urls):
+            if url not in by_url:
+                by_url[url] = asyncio.create_task(self._fetch(url, i, gate, call.transcript))
+        results: list[PageSummary] = []
+        try:
+            for i, url in enumerate(urls):
+                call.transcript.begin(i, f"[{i + 1}/{total}]")
+                results.append(await self._page(url, i, total, by_url[url], call))
+                if call.stopped:
+                    results.extend(PageSummary(url=u, error=f"not summarized: {call.stopped}") for u in urls[i + 1:])
+                    break
+        finally:
+            await _cancel(list(by_url.values()))
+        failed_pages = sum(1 for r in results if r.error)
+        await call.transcript.finish(total, f"[{total}/{total}] done" + (f", {failed_pages} failed" if failed_pages
+                                                                           else ""))
+        first = call.transcript.first_text_at
+        return Summaries(
+            text=call.transcript.text, results=results, model=call.model, usage=call.usage or None,
+            ttft_ms=None if first is None else (first - started) * 1000,
+            duration_ms=(time.monotonic() - started) * 1000, error=call.stopped,
+        )
+
+    async def _fetch(self, url: str, index: int, gate: asyncio.Semaphore, transcript: Transcript) -> Document:
+        async with gate:
+            return await self.pages.fetch(url, transcript.statuses_only(step=index),
+                                          model_initiated=self.model_initiated)
+
+    async def _page(self, url: str, index: int, total: int, fetch: asyncio.Task[Document], call: _Call) -> PageSummary:
+        """Fetch (or wait for) one page and stream its section; a page's own failure is written under it."""
+        transcript = call.transcript
+        if not fetch.done():
+            await transcript.status(f"fetching {url}")
+        try:
+            document = await fetch
+        except StreamhostError as exc:
+            await self._section(transcript, index, total, url, f"**Error:** {exc.message}")
+            return PageSummary(url=url, error=exc.message)
+        title = " ".join((document.title or "").split()) or None
+        result = PageSummary(url=url, final_url=document.final_url, title=title)
+        content = document.content.strip()
+        if not content:
+            result.error = f"{document.final_url} has no text to summarize"
+            await self._section(transcript, index, total, title or url, f"**Error:** {result.error}")
+            return result
+        await self._section(transcript, index, total, title or document.final_url)
+        mark = transcript.length
+        try:
+            result.summary = await self._summarize(document, content, call)
+        except GenerationFailed as failed:
+            result.summary = transcript.text[mark:]
+            result.error = f"the summary failed: {failed.error.message}"
+            separator = "\n\n" if result.summary else ""  # after the partial summary, else right under the heading
+            await transcript.write(f"{separator}**Error:** {result.error}")
+            if isinstance(failed.error, (MissingKeyError, AuthenticationError)):
+                call.stopped = failed.error.message  # every later page would fail the same way
+        return result
+
+    async def _section(self, transcript: Transcript, index: int, total: int, title: str, body: str = "") -> None:
+        separator = "\n\n" if transcript.length else ""
+        await transcript.write(f"{separator}## [{index + 1}/{total}] {title}\n\n{body}")
+
+    async def _summarize(self, document: Document, content: str, call: _Call) -> str:
+        if len(content) <= call.budget_chars:
+            return await self._stream(prompts.whole_page(document, content, call.query), call)
+        parts = split_text(content, call.budget_chars)
+        await call.transcript.status(f"long page: summarizing {len(parts)} parts")
+        summaries = await self._map(
+            [lambda k=k, part=part: prompts.page_part(document, part, k, len(parts), call.query)
+             for k, part in enumerate(parts, 1)], call, what="part")
+        joined = _joined(summaries)
+        for _ in range(MAX_COMBINE_ROUNDS):
+            if len(joined) <= call.budget_chars:
+                break
+            groups = split_text(joined, call.budget_chars)
+            if len(groups) >= len(summaries):
+                break  # the part summaries are each as long as a call allows: combining cannot shrink them
+            await call.transcript.status(f"combining {len(summaries)} part summaries in {len(groups)} groups")
+            summaries = await self._map(
+                [lambda group=group: prompts.combine_some(document, group, call.query) for group in groups],
+                call, what="group")
+            joined = _joined(summaries)
+        if len(joined) > call.budget_chars:
+            await call.transcript.status("the part summaries are still too long: the end is left out")
+            joined = joined[: call.budget_chars]
+        await call.transcript.status(f"combining {len(summaries)} summaries")
+        return await self._stream(prompts.combine_all(document, joined, len(parts), call.query), call)
+
+    async def _map(self, prompts_of: list[Callable[[], str]], call: _Call, what: str) -> list[str]:
+        """Summaries of the prompts, with at most ``map_concurrency`` calls at once; text is not shown."""
+        done = 0
+
+        async def one(prompt: Callable[[], str]) -> str:
+            nonlocal done
+            generation = await self.engine.generate(self._args(prompt(), call), call.transcript.statuses_only())
+            _add_usage(call.usage, generation.usage)
+            done += 1
+            await call.transcript.status(f"{what} {done}/{len(prompts_of)} summarized")
+            return generation.text
+
+        limit = self.engine.config.summarize.map_concurrency
+        return await _bounded([lambda p=p: one(p) for p in prompts_of], limit)
+
+    async def _stream(self, prompt: str, call: _Call) -> str:
+        sink = call.transcript.relayed()
+        try:
+            generation = await self.engine.generate(self._args(prompt, call), sink)
+        except GenerationFailed as failed:
+            await sink.settle(failed.result.text)
+            raise
+        await sink.settle(generation.text)
+        _add_usage(call.usage, generation.usage)
+        return generation.text
+
+    def _args(self, prompt: str, call: _Call) -> GenerateArgs:
+        return GenerateArgs(prompt=prompt, model=call.model, system=prompts.SYSTEM)
+
+
+def _joined(summaries: list[str]) -> str:
+    return "\n\n".join(f"### Part {k}\n\n{text.strip()}" for k, text in enumerate(summaries, 1))
+
+
+def _add_usage(total: dict[str, int], usage: dict[str, Any] | None) -> None:
+    for key in ("input_tokens", "output_tokens", "total_tokens"):
+        value = (usage or {}).get(key)
+        if isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+
+
+async def _bounded(factories: list[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run the coroutines with at most ``limit`` at once; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(factory: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await factory()
+
+    tasks = [asyncio.create_task(run(f)) for f in factories]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        await _cancel(tasks)
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel whatever is still running and wait for it, so nothing outlives the call."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

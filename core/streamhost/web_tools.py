@@ -1,0 +1,128 @@
+"""The MCP tools that read pages: ``fetch_url`` and ``summarize_urls``.
+
+They are listed only when they can work: ``fetch_url`` needs a fetcher plugin, ``summarize_urls``
+also needs a provider. Both share one document cache, so a page summarized a moment ago is paged
+with fetch_url without being fetched again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+
+from .engine import Engine
+from .errors import InvalidArgumentError
+from .fetching import DEFAULT_MAX_LENGTH, FORMATS, Pages, page_of
+from .sinks import Sink
+from .summarize import MAX_URLS, Summarizer, check_urls
+from .tools import ToolSpec, error_result, text_result
+
+MAX_LENGTH_LIMIT = 1_000_000
+
+
+def web_tools(engine: Engine) -> list[ToolSpec]:
+    """The page tools this engine can serve (none without a fetcher plugin)."""
+    if not engine.registry.fetchers:
+        return []
+    pages = Pages(engine)
+    specs = [fetch_url_tool(pages)]
+    if engine.registry.providers:
+        specs.append(summarize_urls_tool(engine, pages))
+    return specs
+
+
+def _whole(arguments: dict[str, Any], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = arguments.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidArgumentError(f"{name} must be a whole number from {minimum} to {maximum}, got {value!r}")
+    return value
+
+
+def fetch_url_tool(pages: Pages) -> ToolSpec:
+    """``fetch_url``: a page as markdown (or text, or raw), one slice at a time."""
+    schemes = sorted({s for f in pages.engine.registry.fetchers.values() for s in f.schemes})
+    schema = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": f"The page's URL ({', '.join(schemes)})."},
+            "max_length": {"type": "integer", "minimum": 1, "maximum": MAX_LENGTH_LIMIT,
+                           "description": f"Characters to return. Default {DEFAULT_MAX_LENGTH}."},
+            "start_index": {"type": "integer", "minimum": 0,
+                            "description": "Where to start in the page's content (from the previous call's note)."},
+            "format": {"type": "string", "enum": list(FORMATS),
+                       "description": "markdown (default: main content, links, code, tables), text, or raw."},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
+
+    async def handler(arguments: dict[str, Any], sink: Sink) -> types.CallToolResult:
+        url = arguments["url"]
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidArgumentError(f"url must be a non-empty string, got {url!r}")
+        format = arguments.get("format") or "markdown"
+        if format not in FORMATS:
+            raise InvalidArgumentError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        max_length = _whole(arguments, "max_length", DEFAULT_MAX_LENGTH, 1, MAX_LENGTH_LIMIT)
+        start_index = _whole(arguments, "start_index", 0, 0, 2**53)
+        document = await pages.fetch(url.strip(), sink, format=format)
+        page = page_of(document, start_index, max_length)
+        text = "\n\n".join(filter(None, [page.text, page.note]))
+        return text_result(text, page.structured())
+
+    tool = types.Tool(
+        name="fetch_url",
+        description=(
+            "Read a web page as markdown (main content with headings, links, lists, code and tables; "
+            "boilerplate removed). Long pages come in slices of max_length characters: the note at the end "
+            "gives the start_index of the next slice, which is served from a cache, not fetched again."
+        ),
+        input_schema=schema,
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    return ToolSpec(tool=tool, handler=handler)
+
+
+def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
+    """``summarize_urls``: one streamed summary per page, in order, pages fetched concurrently."""
+    summarizer = Summarizer(engine, pages)
+    default = engine.config.summarize.model or engine.catalog.default_model()
+    schema = {
+        "type": "object",
+        "properties": {
+            "urls": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_URLS,
+                     "description": f"The pages to summarize, 1 to {MAX_URLS}, in the order to report them."},
+            "query": {"type": "string", "description": "What to focus the summaries on (optional)."},
+            "model": {"type": "string", "description": f"PROVIDER/NAME or an alias. Default: {default or 'none'}."},
+        },
+        "required": ["urls"],
+        "additionalProperties": False,
+    }
+
+    async def handler(arguments: dict[str, Any], sink: Sink) -> types.CallToolResult:
+        urls = check_urls(arguments["urls"])
+        result = await summarizer.run(urls, sink, query=arguments.get("query"), model=arguments.get("model"))
+        if result.error is not None:
+            return error_result(f"{result.text}\n\nStopped: {result.error}", result.structured())
+        return text_result(result.text, result.structured())
+
+    def total(arguments: dict[str, Any]) -> float | None:
+        urls = arguments.get("urls")
+        return float(len(urls)) if isinstance(urls, list) and 1 <= len(urls) <= MAX_URLS else None
+
+    tool = types.Tool(
+        name="summarize_urls",
+        description=(
+            f"Summarize 1 to {MAX_URLS} web pages with another model, in order: for each a '## [i/N] title' "
+            "heading and its summary, streamed to the user as it is written, while the later pages are "
+            "fetched in the background. A page that cannot be fetched gets its error under its heading; "
+            "the others are still summarized. Long pages are summarized in parts, then combined. Give query "
+            "to focus the summaries on a question."
+        ),
+        input_schema=schema,
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    return ToolSpec(tool=tool, handler=handler, total=total)

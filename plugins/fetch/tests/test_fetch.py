@@ -1,0 +1,183 @@
+"""The http fetcher against the real loopback site: formats, content types, status errors, redirects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_article_becomes_main_content_markdown(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    outcome = await run_fetch(fetcher, stocked_site.url("/article"))
+    doc = outcome.doc
+    assert doc.content.startswith("# Life in the tide pools")
+    assert "## Who lives there" in doc.content
+    # links are kept, made absolute against the page's URL
+    assert f"[green anemone]({stocked_site.url('/species/anemone')})" in doc.content
+    assert "[the visitor guide](https://coast.example/guide)" in doc.content
+    assert "- Limpets seal themselves to the rock." in doc.content
+    for boilerplate in ("Subscribe to Coastal Notes", "All rights reserved", "Archive"):
+        assert boilerplate not in doc.content
+    assert doc.title == "Life in the tide pools"
+    assert doc.content_type == "text/html" and doc.truncated is False
+    assert doc.final_url == doc.url == stocked_site.url("/article")
+    assert doc.metadata["extractor"] == "trafilatura" and doc.metadata["status"] == 200
+
+
+async def test_docs_page_keeps_code_fences_and_tables(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    doc = (await run_fetch(fetcher, stocked_site.url("/docs"))).doc
+    assert "```" in doc.content
+    fence = doc.content.split("```")[1]
+    assert 'settings = parse_config("widgets.toml")\nprint(settings.colour)' in fence
+    assert "| key | type | default |" in doc.content.replace("| \n", "|\n")
+    assert "| colour | string | blue |" in doc.content
+    assert "Install" not in doc.content  # the sidebar is boilerplate
+
+
+async def test_statuses_come_in_order_before_one_document(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    outcome = await run_fetch(fetcher, stocked_site.url("/docs"))
+    steps = outcome.statuses
+    assert steps[0].startswith("checking ") and steps[0].endswith("/robots.txt")
+    assert steps[1] == "connecting to 127.0.0.1"
+    assert "KB received" in steps[-2]
+    assert steps[-1].startswith("extracting")
+
+
+async def test_text_and_raw_formats(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    text = (await run_fetch(fetcher, stocked_site.url("/docs"), format="text")).doc
+    raw = (await run_fetch(fetcher, stocked_site.url("/docs"), format="raw")).doc
+    assert "parse_config" in text.content and "```" not in text.content and "](" not in text.content
+    assert raw.content.startswith("<!doctype html>") and '<table>' in raw.content
+    assert raw.metadata["extractor"] == "raw"
+
+
+async def test_unknown_format_is_refused(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    outcome = await run_fetch(fetcher, stocked_site.url("/docs"), format="pdf")
+    assert outcome.error is not None and "'pdf' is not one of markdown, text, raw" in str(outcome.error)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("text/plain; charset=utf-8", "line one\n  line two\n", "line one\n  line two\n"),
+        ("text/markdown", "# Title\n\n- a\n- b\n", "# Title\n\n- a\n- b\n"),
+        ("application/json", '{"b":[1,2],"a":"é"}', '{\n  "b": [\n    1,\n    2\n  ],\n  "a": "é"\n}'),
+        ("application/problem+json", '{"title":"x"}', '{\n  "title": "x"\n}'),
+    ],
+)
+async def test_text_markdown_and_json_pass_through(
+    site: Any, fetcher: Any, run_fetch: Any, content_type: str, body: str, expected: str
+) -> None:
+    doc = (await run_fetch(fetcher, site.add("/x", body, content_type=content_type))).doc
+    assert doc.content == expected
+    assert doc.content_type == content_type.split(";")[0]
+
+
+async def test_other_types_are_refused_naming_the_type(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    url = site.add("/logo.png", b"\x89PNG\r\n\x1a\n" + bytes(2000), content_type="image/png")
+    outcome = await run_fetch(fetcher, url)
+    assert outcome.document is None
+    assert "image/png" in str(outcome.error) and "HTML, plain text, markdown and JSON" in str(outcome.error)
+
+
+async def test_missing_content_type_is_sniffed(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    html_url = site.add("/page", "<html><body><article><h1>Sniffed</h1><p>" + "word " * 80 + "</p></article>"
+                        "</body></html>", content_type=None)
+    json_url = site.add("/data", '{"ok": true}', content_type=None)
+    binary_url = site.add("/blob", bytes(range(256)) * 8, content_type=None)
+    html = (await run_fetch(fetcher, html_url)).doc
+    assert html.content_type == "text/html" and "# Sniffed" in html.content
+    assert (await run_fetch(fetcher, json_url)).doc.content == '{\n  "ok": true\n}'
+    assert "looks binary" in str((await run_fetch(fetcher, binary_url)).error)
+
+
+@pytest.mark.parametrize(("status", "words"), [(404, "does not exist"), (500, "try again later"),
+                                               (403, "login"), (429, "rate limiting")])
+async def test_status_errors_are_clear(site: Any, fetcher: Any, run_fetch: Any, status: int, words: str) -> None:
+    url = site.add("/e", "<h1>nope</h1>", status=status)
+    outcome = await run_fetch(fetcher, url)
+    assert outcome.document is None
+    assert f"{url} answered HTTP {status}" in str(outcome.error) and words in str(outcome.error)
+
+
+async def test_redirects_are_followed_and_recorded(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    stocked_site.redirect("/old", "/older", status=301)
+    stocked_site.redirect("/older", stocked_site.url("/article"), status=307)
+    doc = (await run_fetch(fetcher, stocked_site.url("/old"))).doc
+    assert doc.url == stocked_site.url("/old") and doc.final_url == stocked_site.url("/article")
+    assert doc.metadata["redirects"] == [stocked_site.url("/older"), stocked_site.url("/article")]
+    assert "# Life in the tide pools" in doc.content
+
+
+async def test_more_than_five_redirects_is_an_error(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    for hop in range(7):
+        site.redirect(f"/r{hop}", f"/r{hop + 1}")
+    site.add("/r7", "<p>end</p>")
+    outcome = await run_fetch(fetcher, site.url("/r0"))
+    assert "redirected more than 5 times" in str(outcome.error)
+    assert [r.path for r in site.requests_for("/r5")] and not site.requests_for("/r6")
+
+
+async def test_redirect_to_a_file_url_is_refused(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    site.redirect("/jump", "file:///etc/passwd")
+    outcome = await run_fetch(fetcher, site.url("/jump"))
+    message = str(outcome.error)
+    assert message.startswith("'file://")
+    assert message.endswith("is a file: URL: only http:// and https:// pages can be fetched")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1:70/", "/just/a/path"])
+async def test_non_http_urls_are_refused(fetcher: Any, run_fetch: Any, url: str) -> None:
+    outcome = await run_fetch(fetcher, url)
+    assert outcome.document is None and "only http:// and https://" in str(outcome.error)
+
+
+async def test_page_without_main_content_falls_back_to_its_text(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    # a cookie wall: everything is in the footer, which trafilatura drops as boilerplate
+    url = site.add("/wall", "<html><head><title>Consent</title><style>p {color: red}</style></head><body>"
+                   "<footer><p>This site uses cookies.</p><button>Accept all</button> "
+                   "<a href='/privacy'>Privacy policy</a></footer>"
+                   "<script>showBanner()</script></body></html>")
+    doc = (await run_fetch(fetcher, url)).doc
+    assert doc.metadata["extractor"] == "fallback"
+    assert doc.content == "This site uses cookies.\nAccept all\nPrivacy policy"
+    assert doc.title == "Consent"
+
+
+async def test_user_agent_is_configurable(stocked_site: Any, make_fetcher: Any, run_fetch: Any) -> None:
+    fetcher = make_fetcher(user_agent="research-bot/2.0 (+contact@example.org)")
+    await run_fetch(fetcher, stocked_site.url("/article"))
+    agents = {record.headers["user-agent"] for record in stocked_site.requests}
+    assert agents == {"research-bot/2.0 (+contact@example.org)"}
+
+
+async def test_default_user_agent_names_the_plugin(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
+    await run_fetch(fetcher, stocked_site.url("/article"))
+    assert stocked_site.requests[-1].headers["user-agent"].startswith("streamhost-fetch/")
+
+
+def test_bad_options_raise_config_errors_naming_the_key(make_fetcher: Any) -> None:
+    from streamhost import ConfigError
+
+    for options, key in [({"max_bytes": 0}, "fetch.max_bytes"), ({"timeout_s": "soon"}, "fetch.timeout_s"),
+                         ({"robots": "yes"}, "fetch.robots"), ({"allow_hosts": "127.0.0.1"}, "fetch.allow_hosts"),
+                         ({"user_agent": "a\nb"}, "fetch.user_agent")]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            make_fetcher(**options)
+
+
+def test_an_unknown_key_is_warned_about_with_the_close_match(make_fetcher: Any,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="streamhost.fetch"):
+        fetcher = make_fetcher(allow_host=["10.0.0.1"])
+    assert "fetch.allow_host is not a setting" in caplog.text and "did you mean fetch.allow_hosts?" in caplog.text
+    assert fetcher.settings.allow_hosts == ("127.0.0.1",)
+
+
+async def test_json_format_raw_keeps_the_body(site: Any, fetcher: Any, run_fetch: Any) -> None:
+    url = site.add("/d.json", '{"a":1}', content_type="application/json")
+    doc = (await run_fetch(fetcher, url, format="raw")).doc
+    assert doc.content == '{"a":1}' and json.loads(doc.content) == {"a": 1}
