@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the four streamhost benchmarks one after another (about 2.5-3 minutes with default runs) and
+# Runs the streamhost benchmarks one after another (several minutes with default runs) and
 # keeps a copy of the output in bench/results/run-YYYYmmdd-HHMMSS.txt (git-ignored).
 # Usage: bench/run_all.sh [PYTHON]   (default: .venv/bin/python, made by the README's test command)
 # Extra arguments for every script can be given in BENCH_ARGS, e.g. BENCH_ARGS="--runs 5".
@@ -12,7 +12,7 @@ fi
 mkdir -p "$here/results"
 log="$here/results/run-$(date +%Y%m%d-%H%M%S).txt"
 status=0
-for name in startup ttft throughput cancel; do
+for name in startup ttft throughput cancel litellm_startup litellm_ttft summarize; do
     echo "== $name"
     # shellcheck disable=SC2086
     "$python" "$here/$name.py" ${BENCH_ARGS:-} || echo "!! $name failed"

@@ -41,6 +41,13 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False)
 
 
+def _plain(text: object) -> str:
+    """``text`` escaped for rich markup: messages quote config keys like ``[fetch]``, which rich would eat."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .stdio_guard import claim_stdio
 
@@ -88,7 +95,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     console = _console()
     console.print(table if records else "no plugins installed: pip install streamhost-openai")
     for warning in engine.registry.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {_plain(warning)}")
     return 0
 
 
@@ -104,7 +111,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                     _console(stderr=True).print(f"{provider.name}: {len(found)} models")
                 except StreamhostError as exc:
                     failed += 1
-                    _console(stderr=True).print(f"[red]{provider.name}: {exc.message}[/]")
+                    _console(stderr=True).print(f"[red]{provider.name}: {_plain(exc.message)}[/]")
             await engine.aclose()
             return failed
 
@@ -168,7 +175,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         err.print("[yellow]cancelled[/]")
         return 130
     except GenerationFailed as failed:
-        err.print(f"[red]error:[/] {failed.error.message}")
+        err.print(f"[red]error:[/] {_plain(failed.error.message)}")
         return 1
     usage = generation.usage or {}
     ttft = "n/a" if generation.ttft_ms is None else f"{generation.ttft_ms:.0f} ms"
@@ -189,7 +196,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     _console(stderr=True).print(f"# {path}" + ("" if exists else " (not found: defaults in use)"))
     print(json.dumps(masked(config.raw), indent=2) if exists else "{}")
     for warning in config.warnings:
-        _console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+        _console(stderr=True).print(f"[yellow]warning:[/] {_plain(warning)}")
     return 0
 
 
@@ -203,22 +210,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         engine = _engine()
     except StreamhostError as exc:
-        console.print(f"[red]config or plugins broken:[/] {exc.message}")
+        console.print(f"[red]config or plugins broken:[/] {_plain(exc.message)}")
         return 1
     for warning in engine.config.warnings + engine.registry.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {_plain(warning)}")
     for record in engine.registry.plugins:
         if record.error:
             problems += 1
-            console.print(f"[red]plugin {record.name} failed:[/] {record.error}")
+            console.print(f"[red]plugin {record.name} failed:[/] {_plain(record.error)}")
         else:
-            console.print(f"plugin {record.name} {record.version or ''}: {record.skipped or 'ok'}")
+            console.print(f"plugin {record.name} {record.version or ''}: {_plain(record.skipped or 'ok')}")
+    keys: dict[tuple[str, str], bool] = {}
     for provider in engine.registry.providers.values():
-        variable = provider.key_variable()
-        if variable:
-            state = "set" if provider.key_configured() else "[red]not set[/]"
-            problems += 0 if provider.key_configured() else 1
-            console.print(f"provider {provider.name}: key {variable} {state}")
+        if provider.key_variable():
+            keys[provider.name, provider.key_variable()] = provider.key_configured()
+    for entry in engine.catalog.entries():  # a provider like litellm has one key variable per sub-provider
+        if entry.key_variable:
+            keys[entry.provider, entry.key_variable] = entry.key_configured
+    for (name, variable), configured in sorted(keys.items()):
+        problems += 0 if configured else 1
+        console.print(f"provider {name}: key {variable} " + ("set" if configured else "[red]not set[/]"))
     console.print(f"metrics: {engine.metrics.path if engine.metrics.enabled else 'off'}")
     console.print("[green]all good[/]" if not problems else f"[yellow]{problems} problem(s)[/]")
     return 0 if not problems else 1
@@ -250,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=cmd_config)
     doctor = sub.add_parser("doctor", help="check plugins, keys and config")
     doctor.set_defaults(func=cmd_doctor)
+    from . import installer, scaffold  # plugin new, install, uninstall: their code lives there
+
+    scaffold.add_commands(sub)
+    installer.add_commands(sub)
+    from .web_commands import add_commands  # fetch, summarize: their code lives there
+
+    add_commands(sub)
     return parser
 
 

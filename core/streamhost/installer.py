@@ -1,0 +1,163 @@
+"""``streamhost install`` / ``uninstall``: pip in the host's own interpreter, keeping the host's version.
+
+Like ``llm install``: plugins land in the environment streamhost runs from, whatever ``pip`` is on
+``PATH``. A constraints file pins ``streamhost==<this version>``, so a plugin that needs another
+host version is refused instead of silently up- or downgrading the host. Afterwards the command
+shows which plugins appeared or disappeared, as ``streamhost plugins`` sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidArgumentError, StreamhostError
+
+HOST = "streamhost"
+Records = dict[str, dict[str, Any]]
+"""``streamhost plugins --json`` records by normalized distribution name."""
+_CONFLICT = re.compile(
+    r"^\s*(?P<dist>\S+) (?P<version>\S+) depends on streamhost(?P<spec>(?:[<>=!~][^\s;]*)?)(?=[\s;]|$)", re.MULTILINE
+)
+
+
+class InstallError(StreamhostError):
+    """pip failed; the message says why in the user's terms."""
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> str:
+    """The project name at the start of a requirement (``Foo[x]>=1`` -> ``foo``); empty for paths and URLs."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+    if not match or "/" in requirement or requirement.startswith(".") or "://" in requirement:
+        return ""
+    return _normalize(match.group())
+
+
+def host_version() -> str:
+    """The installed streamhost version (what the constraint pins)."""
+    from importlib import metadata  # not at module top: every command builds the parser that imports this
+
+    return metadata.version(HOST)
+
+
+def installed_plugins(python: str = sys.executable) -> Records | None:
+    """``streamhost plugins --json`` of that interpreter by distribution name, None if it failed.
+
+    Run in a fresh process, so it sees what pip just changed.
+    """
+    try:
+        found = subprocess.run([python, "-m", "streamhost.cli", "plugins", "--json"],
+                               capture_output=True, text=True, timeout=120)
+        return {_normalize(r["name"]): r for r in json.loads(found.stdout)["plugins"]}
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _run_pip(args: Sequence[str]) -> tuple[int, str]:
+    """Run pip, showing its output live on stderr and keeping it for the error message."""
+    command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        sys.stderr.write(line)
+    return process.wait(), "".join(output)
+
+
+def explain_failure(output: str, version: str) -> str:
+    """pip's output turned into one clear sentence when it is a host-version conflict, else its last lines."""
+    conflicts = list(_CONFLICT.finditer(output))
+    if "No module named pip" in output:
+        return (f"pip is not installed in streamhost's environment ({sys.executable}): run "
+                f"{sys.executable} -m ensurepip, or install plugins with your tool's own command "
+                "(e.g. uv pip install --python that-interpreter PKG)")
+    if conflicts:
+        lines = [f"{m['dist']} {m['version']} needs streamhost{m['spec']}, this host is {version}" for m in conflicts]
+        return ("; ".join(lines) + ": install a version of the plugin made for streamhost " + version
+                + ", or upgrade the host first (pip install -U streamhost, then streamhost install again)")
+    tail = [line for line in output.strip().splitlines() if line.strip()][-5:]
+    return "pip failed:\n" + "\n".join(tail)
+
+
+def _report(before: Records | None, after: Records | None) -> None:
+    """Print the plugins that appeared, disappeared or changed version."""
+    if before is None or after is None:
+        print("pip finished, but `streamhost plugins` failed: run it to see what is installed")
+        return
+    for name in sorted(set(after) - set(before)):
+        record = after[name]
+        registered = [f"provider {p}" for p in record.get("providers") or []]
+        registered += [f"fetcher {f}" for f in record.get("fetchers") or []]
+        state = f"error: {record['error']}" if record.get("error") else ", ".join(registered) or "registers nothing"
+        print(f"+ plugin {record['name']} {record.get('version') or ''}: {state}")
+    for name in sorted(set(before) - set(after)):
+        print(f"- plugin {before[name]['name']} removed")
+    changed = [n for n in set(before) & set(after) if before[n].get("version") != after[n].get("version")]
+    for name in sorted(changed):
+        print(f"~ plugin {after[name]['name']} {before[name].get('version')} -> {after[name].get('version')}")
+    if after == before:
+        print("plugins unchanged")
+
+
+def install(packages: Sequence[str], editable: Sequence[str] = (), upgrade: bool = False) -> int:
+    """pip-install plugins next to the host; raise InstallError with a clear message when pip fails."""
+    if not packages and not editable:
+        raise InvalidArgumentError("name at least one plugin: streamhost install PKG... or -e PATH")
+    if any(_requirement_name(p) == HOST for p in packages):
+        raise InvalidArgumentError("streamhost install is for plugins; upgrade the host itself with "
+                                   "pip install -U streamhost in its environment")
+    version = host_version()
+    before = installed_plugins()
+    with tempfile.TemporaryDirectory(prefix="streamhost-install-") as tmp:
+        constraints = Path(tmp) / "constraints.txt"
+        # Pinned by version, not by path: an editable host of the same version satisfies it and stays as it is.
+        constraints.write_text(f"{HOST}=={version}\n", encoding="utf-8")
+        args = ["install", "-c", str(constraints), *(["--upgrade"] if upgrade else [])]
+        args += [*packages, *[arg for path in editable for arg in ("-e", path)]]
+        code, output = _run_pip(args)
+    if code != 0:
+        raise InstallError(explain_failure(output, version))
+    _report(before, installed_plugins())
+    return 0
+
+
+def uninstall(packages: Sequence[str]) -> int:
+    """pip-uninstall plugins (never streamhost itself)."""
+    if not packages:
+        raise InvalidArgumentError("name at least one plugin: streamhost uninstall PKG...")
+    if any(_requirement_name(p) == HOST for p in packages):
+        raise InvalidArgumentError("streamhost uninstall removes plugins, not the host: use "
+                                   "pip uninstall streamhost to remove streamhost itself")
+    before = installed_plugins()
+    code, output = _run_pip(["uninstall", "--yes", *packages])
+    if code != 0:
+        raise InstallError(explain_failure(output, host_version()))
+    _report(before, installed_plugins())
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``install`` and ``uninstall`` to the ``streamhost`` parser."""
+    inst = sub.add_parser("install", help="pip-install plugins into streamhost's own environment")
+    inst.add_argument("packages", nargs="*", metavar="PKG", help="requirement specifiers, paths or URLs")
+    inst.add_argument("-e", "--editable", action="append", default=[], metavar="PATH",
+                      help="install a local plugin project in editable mode (repeatable)")
+    inst.add_argument("-U", "--upgrade", action="store_true", help="upgrade the named plugins")
+    inst.set_defaults(func=lambda a: install(a.packages, a.editable, a.upgrade))
+    uninst = sub.add_parser("uninstall", help="pip-uninstall plugins from streamhost's environment")
+    uninst.add_argument("packages", nargs="+", metavar="PKG")
+    uninst.set_defaults(func=lambda a: uninstall(a.packages))

@@ -1,0 +1,164 @@
+"""``streamhost plugin new``: render the plugin template that ships inside the streamhost package.
+
+The template (``plugin_template/`` in the repository, ``streamhost/plugin_template`` when
+installed) has a ``common/`` tree and one tree per kind laid over it. Its files carry tokens such
+as ``__PACKAGE__`` that are valid Python names, so the template itself stays lintable; rendering
+replaces them in file contents and in paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidArgumentError, StreamhostError
+
+KINDS = ("provider", "fetcher")
+NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+@dataclass(frozen=True)
+class PluginNames:
+    """The names one plugin goes by, derived from the short name the user gave."""
+
+    name: str
+    """Model prefix / fetcher name / URL scheme: ``acme``."""
+    dist: str
+    """Distribution: ``streamhost-acme``."""
+    package: str
+    """Import package: ``streamhost_acme``."""
+    cls: str
+    """Class name stem: ``Acme``."""
+    env: str
+    """Environment variable stem: ``ACME``."""
+
+    @classmethod
+    def parse(cls, raw: str) -> PluginNames:
+        """Check ``raw`` (``acme`` or ``streamhost-acme``); raise InvalidArgumentError saying what is allowed."""
+        name = raw.strip()
+        name = name[len("streamhost-"):] if name.startswith("streamhost-") else name
+        if not NAME_RE.fullmatch(name):
+            raise InvalidArgumentError(
+                f"plugin name {raw!r} is not valid: use lowercase letters, digits and single hyphens, starting "
+                "with a letter (e.g. my-llm); it becomes the model prefix or URL scheme, the distribution "
+                "streamhost-NAME and the package streamhost_NAME"
+            )
+        return cls(name=name, dist=f"streamhost-{name}", package="streamhost_" + name.replace("-", "_"),
+                   cls="".join(part.capitalize() for part in name.split("-")),
+                   env=name.replace("-", "_").upper())
+
+
+def template_root() -> Path:
+    """Where the template is: inside the installed package, or the repository root in an editable install."""
+    spec = importlib.util.find_spec("streamhost.plugin_template")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "common").is_dir():
+            return Path(location)
+    # An editable install maps only the top-level package, so the template is found beside core/.
+    beside = Path(__file__).resolve().parents[2] / "plugin_template"
+    if (beside / "common").is_dir():
+        return beside
+    raise StreamhostError("the plugin template is missing from this streamhost install: reinstall streamhost")
+
+
+def _author() -> str:
+    try:
+        found = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "Your Name"
+    return found.stdout.strip() or "Your Name"
+
+
+def _files(root: Path, kind: str) -> Iterator[tuple[Path, Path]]:
+    """(source, path relative to the plugin) for the common tree, then the kind's tree over it."""
+    for layer in (root / "common", root / kind):
+        for source in sorted(layer.rglob("*")):
+            relative = source.relative_to(layer)
+            if source.is_file() and not SKIP.intersection(relative.parts) and source.suffix != ".pyc":
+                yield source, relative
+
+
+def render(names: PluginNames, kind: str, target: Path, author: str) -> list[Path]:
+    """Write the plugin for ``kind`` into the new directory ``target``; returns the files written.
+
+    Raises InvalidArgumentError when ``target`` exists (nothing is overwritten) or the kind is unknown.
+    """
+    if kind not in KINDS:
+        raise InvalidArgumentError(f"unknown plugin kind {kind!r}: use one of {', '.join(KINDS)}")
+    if target.exists():
+        raise InvalidArgumentError(f"{target} already exists: choose another --dir or remove it first")
+    tokens = {
+        "__PACKAGE__": names.package,
+        "__AUTHOR__": author.replace('"', "'"),
+        "__CLASS__": names.cls,
+        "__DIST__": names.dist,
+        "__NAME__": names.name,
+        "__ENV__": names.env,
+    }
+    planned = {relative: source for source, relative in _files(template_root(), kind)}
+    written = []
+    try:
+        for relative, source in planned.items():
+            path = target / _substitute(str(relative), tokens)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = source.read_bytes()
+            path.write_bytes(_substitute(data.decode("utf-8"), tokens).encode("utf-8") if data else data)
+            written.append(path)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # no half-written plugin left behind
+        raise
+    return written
+
+
+def _substitute(text: str, tokens: dict[str, str]) -> str:
+    for token, value in tokens.items():
+        text = text.replace(token, value)
+    return text
+
+
+def next_steps(names: PluginNames, kind: str, target: Path) -> str:
+    """What to do after rendering: install it, run its tests, see it in the host."""
+    try_it = (f'streamhost chat -m {names.name}/MODEL "hello"   # after setting {names.env}_BASE_URL and '
+              f"{names.env}_API_KEY" if kind == "provider" else f"streamhost fetch {names.name}://notes/hello")
+    return "\n".join([
+        f"Created {names.dist} ({kind}) in {target}",
+        "",
+        "Next steps:",
+        f"  cd {target}",
+        f"  streamhost install -e .              # into this host's environment, editable ({sys.executable})",
+        '  python -m pip install -e ".[test]"  # same environment: test tools',
+        "  python -m pytest                    # the plugin's tests, with streamhost's fixtures",
+        "  streamhost plugins                  # it is listed, with what it registered",
+        f"  {try_it}",
+        "",
+        f"Then edit {names.package}/{kind}.py; README.md explains each part.",
+    ])
+
+
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    """``streamhost plugin new NAME [--kind provider|fetcher] [--dir DIR] [--author NAME]``."""
+    names = PluginNames.parse(args.name)
+    target = Path(args.dir) if args.dir else Path.cwd() / names.dist
+    render(names, args.kind, target, args.author or _author())
+    print(next_steps(names, args.kind, target))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``plugin new`` to the ``streamhost`` parser."""
+    plugin = sub.add_parser("plugin", help="write your own plugin: plugin new NAME")
+    actions = plugin.add_subparsers(dest="plugin_command", required=True, metavar="ACTION")
+    new = actions.add_parser("new", help="create a plugin project from the template")
+    new.add_argument("name", help="short name: the model prefix or URL scheme, e.g. my-llm")
+    new.add_argument("--kind", choices=KINDS, default="provider", help="what it plugs in (default: provider)")
+    new.add_argument("--dir", help="where to create it (default: ./streamhost-NAME); must not exist")
+    new.add_argument("--author", help="author name for pyproject.toml (default: git config user.name)")
+    new.set_defaults(func=cmd_plugin_new)

@@ -1,0 +1,118 @@
+"""``streamhost plugin new``: rendering the template, refusing what it must refuse, through the real CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import streamhost
+from streamhost.config import tomllib
+from streamhost.errors import InvalidArgumentError
+from streamhost.scaffold import KINDS, PluginNames, render, template_root
+
+HERE = Path(__file__).parent
+STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
+TOKEN = re.compile(r"__(NAME|DIST|PACKAGE|CLASS|ENV|AUTHOR)__")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([STREAMHOST, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_render_fills_every_token_in_paths_and_contents(tmp_path, kind):
+    names = PluginNames.parse("my-llm")
+    written = render(names, kind, tmp_path / "out", author="Ada Lovelace")
+
+    relative = sorted(str(p.relative_to(tmp_path / "out")) for p in written)
+    assert relative == sorted([
+        ".github/workflows/test.yml", ".gitignore", "README.md", "pyproject.toml",
+        "streamhost_my_llm/__init__.py", f"streamhost_my_llm/{kind}.py", "streamhost_my_llm/py.typed",
+        "tests/conftest.py", f"tests/test_{kind}.py",
+    ])
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert not TOKEN.search(text), f"{path} still has a template token: {TOKEN.search(text)}"
+    project = tomllib.loads((tmp_path / "out" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == "streamhost-my-llm"
+    assert project["authors"] == [{"name": "Ada Lovelace"}]
+    assert project["entry-points"]["streamhost"] == {"my-llm": "streamhost_my_llm"}
+    module = (tmp_path / "out" / "streamhost_my_llm" / f"{kind}.py").read_text(encoding="utf-8")
+    assert f"class MyLlm{kind.capitalize()}(" in module
+    assert 'name = "my-llm"' in module
+
+
+def test_the_template_pins_the_host_series_this_host_belongs_to(tmp_path):
+    major, minor = (int(part) for part in streamhost.__version__.split(".")[:2])
+    upper = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"
+    for kind in KINDS:
+        project = tomllib.loads((template_root() / kind / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        assert f"streamhost>={major}.{minor},<{upper}" in project["dependencies"], (
+            f"plugin_template/{kind}/pyproject.toml must require this host's series ({streamhost.__version__})"
+        )
+
+
+@pytest.mark.parametrize("raw", ["", "Acme", "my_llm", "9lives", "a--b", "a-", "acme!", "streamhost-"])
+def test_a_bad_name_is_refused_saying_what_is_allowed(raw):
+    with pytest.raises(InvalidArgumentError, match="lowercase letters, digits and single hyphens"):
+        PluginNames.parse(raw)
+
+
+def test_the_streamhost_prefix_is_optional():
+    assert PluginNames.parse("streamhost-acme") == PluginNames.parse("acme")
+    assert PluginNames.parse("acme").package == "streamhost_acme"
+
+
+def test_cli_renders_into_the_default_dir_and_prints_next_steps(tmp_path):
+    done = run_cli("plugin", "new", "acme", "--kind", "fetcher", "--author", "Ann", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "streamhost-acme" / "streamhost_acme" / "fetcher.py").is_file()
+    assert "Next steps:" in done.stdout
+    assert "streamhost install -e ." in done.stdout
+    assert "streamhost fetch acme://notes/hello" in done.stdout
+
+
+def test_cli_refuses_an_existing_dir_and_leaves_it_alone(tmp_path):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine", encoding="utf-8")
+
+    done = run_cli("plugin", "new", "acme", "--dir", str(target), cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert f"{target} already exists" in done.stderr
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_cli_refuses_a_bad_name_without_writing_anything(tmp_path):
+    done = run_cli("plugin", "new", "Bad_Name", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "plugin name 'Bad_Name' is not valid" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_an_unknown_kind(tmp_path):
+    done = run_cli("plugin", "new", "acme", "--kind", "database", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "invalid choice: 'database'" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bundled_plugins_have_the_template_shape():
+    """Each bundled plugin has what a rendered one has: pyproject sections, package dir, py.typed, tests."""
+    for root in sorted(p for p in (HERE.parent / "plugins").iterdir() if (p / "pyproject.toml").exists()):
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        package = project["project"]["name"].replace("-", "_")
+        assert set(project["project"]["entry-points"]) == {"streamhost"}, root
+        assert "test" in project["project"]["optional-dependencies"], root
+        assert any(d.startswith("streamhost") and not d.startswith("streamhost-") for d in
+                   project["project"]["dependencies"]), root
+        for part in ("README.md", f"{package}/__init__.py", f"{package}/py.typed", "tests/conftest.py"):
+            assert (root / part).is_file(), f"{root.name} lacks {part}"
