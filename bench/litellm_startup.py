@@ -22,11 +22,13 @@ from streamhost.testing import Script
 
 IDLE_S = 3.0
 WITHOUT = {"STREAMHOST_DISABLE_PLUGINS": "streamhost-litellm"}
+NOT_SET_UP = "with litellm not set up, warm-up on"
 KINDS = {  # name: (extra environment, extra config)
     "without litellm, warm-up off": (WITHOUT, "[plugins]\nwarmup = false\n"),
     "with litellm, warm-up off": ({}, "[plugins]\nwarmup = false\n"),
     "without litellm, warm-up on": (WITHOUT, ""),
     "with litellm, warm-up on": ({}, ""),
+    NOT_SET_UP: ({}, ""),  # installed, no [providers.litellm] table: the plugin does not warm litellm
 }
 
 
@@ -37,7 +39,8 @@ def litellm_config(url: str) -> str:
 async def one(home: common.Home, kind: str, url: str) -> tuple[float, float, float, float]:
     """(spawn -> tools/list s, idle RSS bytes, first litellm call's time to text s, RSS after it)."""
     extra_env, extra_config = KINDS[kind]
-    env = {**home.env(litellm_config(url) + extra_config, base_url=url, name=kind.replace(" ", "_")
+    set_up = "" if kind == NOT_SET_UP else litellm_config(url)
+    env = {**home.env(set_up + extra_config, base_url=url, name=kind.replace(" ", "_")
                       .replace(",", "")), **extra_env}
     first, after = float("nan"), float("nan")
     async with common.spawn(common.streamhost_cmd(), env) as client:
@@ -46,7 +49,7 @@ async def one(home: common.Home, kind: str, url: str) -> tuple[float, float, flo
         await anyio.sleep(IDLE_S)
         server = psutil.Process(client.pid)
         rss = server.memory_info().rss
-        if not extra_env:
+        if not extra_env and set_up:
             t0 = time.monotonic()
             result = await client.call("generate", {"prompt": "hi", "model": "litellm/openai/bench-first"})
             if result.is_error or not client.texts():
@@ -78,9 +81,9 @@ async def main() -> None:
 
     rows = []
     for kind in names:
-        base = kind.replace("with litellm", "without litellm")
-        first = "-" if kind == base else f"{m(kind, 2) * 1000:.0f}"
-        after = "-" if kind == base else f"{m(kind, 3) / 2**20:.1f}"
+        base = "without litellm, warm-up on" if kind == NOT_SET_UP else kind.replace("with litellm", "without litellm")
+        first = "-" if kind in (base, NOT_SET_UP) else f"{m(kind, 2) * 1000:.0f}"
+        after = "-" if kind in (base, NOT_SET_UP) else f"{m(kind, 3) / 2**20:.1f}"
         rows.append([kind, common.ms(m(kind, 0)), f"{m(kind, 0) / m(base, 0):.3f}", f"{m(kind, 1) / 2**20:.1f}",
                      f"{m(kind, 1) / m(base, 1):.3f}", first, after])
     print(f"litellm_startup: {common.machine()}; median of {args.runs} runs per kind, interleaved")

@@ -53,12 +53,26 @@ def _attribute_docs(source: str) -> dict[str, str]:
     return docs
 
 
+class _Bare(str):
+    """An annotation kept as text (``from __future__ import annotations``), shown without quotes."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _signature(obj: Any) -> str:
     try:
-        signature = str(inspect.signature(obj))
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
-    return re.sub(r"\bstreamhost(\.\w+)*\.", "", signature.replace("'", ""))
+    # Unquote the annotations only: a string default such as host="127.0.0.1" keeps its quotes.
+    signature = signature.replace(
+        parameters=[p.replace(annotation=_Bare(p.annotation)) if isinstance(p.annotation, str) else p
+                    for p in signature.parameters.values()],
+        return_annotation=_Bare(signature.return_annotation) if isinstance(signature.return_annotation, str)
+        else signature.return_annotation,
+    )
+    return re.sub(r"\bstreamhost(\.\w+)*\.", "", str(signature))
 
 
 def _class(name: str, cls: type) -> Iterator[str]:
@@ -68,6 +82,9 @@ def _class(name: str, cls: type) -> Iterator[str]:
     yield f"*{kind}*{' — subclass of ' + ', '.join(f'`{b}`' for b in bases) if bases else ''}\n"
     if (doc := _doc(cls)):
         yield doc + "\n"
+    constructor = _signature(cls).removesuffix(" -> None")
+    if "__init__" in vars(cls) and not dataclasses.is_dataclass(cls) and constructor != "()":
+        yield f"```python\n{name}{constructor}\n```\n"  # e.g. how to raise an error with its details
     attributes = _attribute_docs(inspect.getsource(cls))
     own = {key: value for key, value in vars(cls).items() if not key.startswith("_")}
     fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
@@ -78,7 +95,9 @@ def _class(name: str, cls: type) -> Iterator[str]:
         rows.append(f"- `{field}`" + (f" (`{hint}`)" if hint else "") + (f": {_params(attributes[field])}"
                                                                        if field in attributes else ""))
     for method, value in own.items():
-        if callable(value) or isinstance(value, (property, classmethod, staticmethod)):
+        if method not in cls.__annotations__ and isinstance(value, (bool, int, float, str)):
+            rows.append(f"- `{method} = {value!r}`")  # e.g. retryable = True on the errors the host retries
+        elif callable(value) or isinstance(value, (property, classmethod, staticmethod)):
             function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
             call = "" if isinstance(value, property) else _signature(function)
             first = (_doc(function).split("\n\n")[0] if function.__doc__ else "").replace("\n", " ")

@@ -73,8 +73,25 @@ def test_cli_renders_into_the_default_dir_and_prints_next_steps(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "streamhost-acme" / "streamhost_acme" / "fetcher.py").is_file()
     assert "Next steps:" in done.stdout
-    assert "streamhost install -e ." in done.stdout
+    assert 'streamhost install -e ".[test]"' in done.stdout
+    assert f"{Path(STREAMHOST).with_name('python')} -m pytest" in done.stdout  # the host's interpreter
     assert "streamhost fetch acme://notes/hello" in done.stdout
+    assert done.stderr == ""
+
+
+def test_cli_warns_when_the_name_is_an_installed_plugin(tmp_path):
+    done = run_cli("plugin", "new", "openai", cwd=tmp_path)  # streamhost-openai is installed with the host's tests
+
+    assert done.returncode == 0, done.stderr
+    assert "warning: streamhost-openai 0.1.0 is already installed" in done.stderr
+    assert "replaces it" in done.stderr
+
+
+def test_an_author_name_cannot_break_the_pyproject(tmp_path):
+    render(PluginNames.parse("acme"), "provider", tmp_path / "out", author='Ann "A\\B" \x07Lee')
+
+    project = tomllib.loads((tmp_path / "out" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["authors"] == [{"name": "Ann 'AB' Lee"}]
 
 
 def test_cli_refuses_an_existing_dir_and_leaves_it_alone(tmp_path):

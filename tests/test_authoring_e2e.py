@@ -140,21 +140,27 @@ async def test_a_rendered_fetcher_installs_editable_fetches_passes_its_tests_and
     assert "streamhost-e2e-notes" not in host_env.plugins()
 
 
-def test_a_plugin_needing_another_host_version_is_refused_and_the_host_stays(host_env):
-    project = host_env.root / "needs-future-host"
+@pytest.mark.parametrize(("dependency", "kept", "message"), [
+    ("streamhost>=99", "streamhost", "streamhost-needy 1.0 needs streamhost>=99, this host is 0.1.0"),
+    ("platformdirs<4", "platformdirs",
+     "streamhost-needy 1.0 needs platformdirs<4, streamhost 0.1.0 needs platformdirs>=4"),
+])
+def test_a_plugin_that_would_move_the_host_or_its_dependencies_is_refused(host_env, dependency, kept, message):
+    version = f"import importlib.metadata as m; print(m.version({kept!r}))"
+    before = host_env.run("python", "-c", version).stdout
+    project = host_env.root / f"needs-other-{kept}"
     project.mkdir()
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=77"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "streamhost-future"\nversion = "1.0"\ndependencies = ["streamhost>=99"]\n'
+        f'[project]\nname = "streamhost-needy"\nversion = "1.0"\ndependencies = ["{dependency}"]\n'
         "[tool.setuptools]\npy-modules = []\n", encoding="utf-8")
 
     done = host_env.run("streamhost", "install", str(project))
 
-    assert done.returncode == 2
-    assert "streamhost-future 1.0 needs streamhost>=99, this host is 0.1.0" in done.stderr
-    version = host_env.run("python", "-c", "import importlib.metadata as m; print(m.version('streamhost'))")
-    assert version.stdout.strip() == "0.1.0"
-    assert "streamhost-future" not in host_env.run("python", "-m", "pip", "list").stdout
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr
+    assert host_env.run("python", "-c", version).stdout == before and before.strip()
+    assert "streamhost-needy" not in host_env.run("python", "-m", "pip", "list").stdout
 
 
 def test_the_installed_host_has_every_module_of_core_and_the_whole_template(host_env):

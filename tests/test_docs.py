@@ -14,13 +14,14 @@ import pytest
 import streamhost
 import streamhost.testing
 from streamhost import hookspecs
-from streamhost.config import Config
+from streamhost.config import Config, tomllib
 from streamhost.loading import load_plugins
 from streamhost.testing import pytest_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "plugins.md"
 HOOKS = sorted(name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, "streamhost_spec"))
+DOC_TESTS = Path(__file__).name
 FIXTURES = sorted(name for name in vars(pytest_plugin) if name.startswith("streamhost_"))
 
 
@@ -80,5 +81,9 @@ def test_every_hook_is_exercised_by_a_test_plugin_that_loads(hook, capsys):
         registry = load_plugins(Config(), extra=[(path.stem, module)], entry_points=[])
         (record,) = registry.plugins
         if record.error is None and hook in record.hooks and getattr(record, kind):
-            loaded.append(path.parent.name)
+            project = tomllib.loads((path.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+            loaded.append(project["name"])
     assert loaded, f"no plugin under tests/plugins/ implements {hook} and loads: add one, and a test using it"
+    tests = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests").glob("test_*.py")) if p.name != DOC_TESTS]
+    used = [name for name in loaded if any(name in text for text in tests)]
+    assert used, f"no test under tests/ loads a plugin implementing {hook} (by distribution name): {loaded}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamhost.installer import explain_failure
+from streamhost.installer import explain_failure, host_dependencies
 
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
 
@@ -17,13 +17,28 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([STREAMHOST, *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("name", ["streamhost", "StreamHost", "streamhost==0.1.0"])
-def test_uninstall_refuses_the_host_itself(name):
+@pytest.mark.parametrize(("name", "message"), [
+    ("streamhost", "removes plugins, not the host"),
+    ("StreamHost", "removes plugins, not the host"),
+    ("streamhost==0.1.0", "removes plugins, not the host"),
+    # A dependency of mcp on Windows only: not installed here, so a broken refusal cannot break this venv.
+    ("pywin32", "streamhost needs pywin32 to run"),
+])
+def test_uninstall_refuses_the_host_and_what_it_needs(name, message):
     done = run_cli("uninstall", "streamhost-not-installed-here", name)
 
     assert done.returncode == 2
-    assert "removes plugins, not the host" in done.stderr
-    assert "Successfully uninstalled" not in done.stdout + done.stderr  # refused before pip ran
+    assert message in done.stderr
+    assert "not installed" not in done.stdout + done.stderr  # refused before pip ran
+
+
+def test_the_host_dependencies_are_followed_through_other_packages():
+    needed = host_dependencies()
+
+    assert {"mcp", "pluggy", "rich"} <= needed  # direct
+    assert {"pydantic", "anyio"} <= needed  # through mcp
+    assert "pytest" not in needed  # only in the test extra
+    assert "streamhost" not in needed
 
 
 @pytest.mark.parametrize("requirement", ["streamhost", "streamhost==0.2", "Streamhost[test]>=1"])
@@ -50,13 +65,20 @@ def test_a_conflict_over_another_package_is_not_mistaken_for_the_host():
     assert message.startswith("pip failed:") and "ResolutionImpossible" in message
 
 
-def test_every_plugin_needing_another_host_is_named():
-    output = ("    a 1.0 depends on streamhost>=0.3\n    b 2.1 depends on streamhost<0.1; python_version >= '3'\n"
-              "    The user requested (constraint) streamhost==0.1.0\n")
-
-    message = explain_failure(output, "0.1.0")
-
-    assert message.startswith("a 1.0 needs streamhost>=0.3, this host is 0.1.0; b 2.1 needs streamhost<0.1, this host")
+@pytest.mark.parametrize(("output", "expected"), [
+    ("    a 1.0 depends on streamhost>=0.3\n    b 2.1 depends on streamhost<0.1; python_version >= '3'\n"
+     "    The user requested (constraint) streamhost==0.1.0\n",
+     "a 1.0 needs streamhost>=0.3, this host is 0.1.0; b 2.1 needs streamhost<0.1, this host is 0.1.0: install"),
+    ("The conflict is caused by:\n    streamhost-x 1.0 depends on platformdirs<4\n"
+     "    streamhost 0.1.0 depends on platformdirs>=4\n",
+     "streamhost-x 1.0 needs platformdirs<4, streamhost 0.1.0 needs platformdirs>=4: the plugin cannot share"),
+    ("The conflict is caused by:\n    streamhost-x 1.0 depends on pydantic<2\n"
+     "    mcp 2.3.0 depends on pydantic<3.0.0,>=2.11.0\n",
+     "streamhost-x 1.0 needs pydantic<2, mcp 2.3.0 needs pydantic<3.0.0,>=2.11.0: the plugin cannot share the "
+     "environment of streamhost 0.1.0"),
+])
+def test_a_conflict_with_the_host_or_its_dependencies_names_every_party(output, expected):
+    assert explain_failure(output, "0.1.0").startswith(expected)
 
 
 def test_an_environment_without_pip_gets_told_what_to_do(tmp_path):

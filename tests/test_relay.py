@@ -48,6 +48,13 @@ async def test_deltas_rebuild_the_text_and_the_first_token_is_not_held_back():
     assert result.ttft_ms is not None and result.chunks == 200
 
 
+async def test_the_tail_keeps_a_newline_between_deltas_as_a_space():
+    sink = CollectingSink()
+    await Relay(settings(coalesce_ms=0)).run(lambda: tokens(["# Title", "\n\n", "Body"], delay=0.02), sink)
+    tails = [u.tail for u in sink.updates if u.kind == "text"]
+    assert len(tails) == 3 and tails[-1] == "# Title Body"
+
+
 async def test_chunk_delay_spaces_notifications():
     stamps: list[float] = []
 
@@ -96,7 +103,18 @@ async def test_retries_before_the_first_token_and_honours_retry_after():
     result = await Relay(settings()).run(open_stream, sink)
     assert result.text == "ok" and result.attempts == 2
     assert attempts[1] - attempts[0] >= 0.19
-    assert any("retrying in 0.2 s (attempt 2 of 3)" in s for s in sink.statuses)
+    assert "test/model: rate limited (HTTP 429) — retrying in 0.2 s (attempt 2 of 3)" in sink.statuses
+
+
+async def test_a_retry_status_does_not_repeat_a_label_the_message_already_has():
+    failures = [UpstreamServerError("test/model: upstream error (HTTP 500)")]
+
+    def open_stream():
+        return tokens([], fail=failures.pop()) if failures else tokens(["ok"])
+
+    sink = CollectingSink()
+    await Relay(settings(retry_max_wait_s=1)).run(open_stream, sink)
+    assert next(s for s in sink.statuses if "retrying" in s).startswith("test/model: upstream error (HTTP 500) — ")
 
 
 async def test_never_retries_once_text_was_streamed_and_keeps_the_partial_text():

@@ -28,6 +28,7 @@ from streamhost.loading import load_plugins
 from streamhost.sinks import CollectingSink
 from streamhost.summarize import Summarizer, check_urls
 from streamhost.testing import Script
+from streamhost.transcript import Transcript
 
 pytestmark = pytest.mark.anyio
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
@@ -284,6 +285,18 @@ def test_ctrl_c_stops_streamhost_summarize_and_its_upstream_request(llm, pages_e
     assert ("page://b?delay=30", "cancelled") in {(e["url"], e["event"]) for e in fetch_log(pages_env)}
 
 
+async def test_the_tail_keeps_the_space_where_a_heading_meets_its_summary():
+    sink = CollectingSink()
+    transcript = Transcript(sink)
+    for text in ("## [1/1] Page a\n\n", "A summary", " line.\n", "Next"):
+        await transcript.write(text)
+    assert [u.tail for u in sink.updates] == [
+        "## [1/1] Page a", "## [1/1] Page a A summary", "## [1/1] Page a A summary line.",
+        "## [1/1] Page a A summary line. Next"]
+    await transcript.write("x" * 500 + "\n\nend")
+    assert sink.updates[-1].tail == "x" * 196 + " end"
+
+
 def test_split_text_keeps_everything_and_prefers_headings():
     text = "".join(f"## Part {i}\n\n" + f"words of part {i}. " * 30 + "\n\n" for i in range(10)) + "x" * 900
     for limit in (250, 700, 2000):
@@ -295,7 +308,7 @@ def test_split_text_keeps_everything_and_prefers_headings():
 def test_bad_input_and_config_are_clear_errors(tmp_path):
     with pytest.raises(InvalidArgumentError, match="urls must be non-empty strings"):
         check_urls(["https://a.example", ""])
-    with pytest.raises(InvalidArgumentError, match="1 to 20 URLs"):
+    with pytest.raises(InvalidArgumentError, match="1 to 20 URLs, got 21: split"):
         check_urls(["https://a.example"] * 21)
     path = tmp_path / "config.toml"
     path.write_text('[summarize]\nconcurrency = 2\nmax_input_tokens_per_model = { "openai/big" = 100000 }\n')

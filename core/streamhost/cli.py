@@ -69,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine, startup_error = Engine(Config(), Registry()), exc.message
     for warning in engine.config.warnings + engine.registry.warnings:
         log.warning("%s", warning)
-    log.info("serving %d provider(s): %s", len(engine.registry.providers), ", ".join(engine.registry.providers))
+    log.info("serving %d provider(s): %s; %d fetcher(s): %s", len(engine.registry.providers),
+             ", ".join(engine.registry.providers), len(engine.registry.fetchers), ", ".join(engine.registry.fetchers))
     try:
         asyncio.run(serve_stdio(engine, wire_in, wire_out, startup_error=startup_error))
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ class StreamhostError(Exception):
     """Base of every error streamhost shows to a user as a clear message."""
 
     retryable: bool = False
+    """Whether the host may retry the call after this error (only ever before any text has streamed)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

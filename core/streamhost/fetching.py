@@ -22,6 +22,7 @@ DEFAULT_MAX_LENGTH = 10_000
 CACHE_TTL_S = 300.0
 CACHE_ENTRIES = 32
 INSTALL_HINT = "pip install streamhost-fetch"
+NO_TEXT = "The page has no text content: it is empty, or its text is written by JavaScript, which is not run."
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Page:
     @property
     def note(self) -> str:
         """What to tell the reader after the slice: how to get the rest, or that the page was cut."""
-        notes = [] if self.document.content else ["The page has no text content."]
+        notes = [] if self.document.content else [NO_TEXT]
         if self.next_start_index is not None:
             notes.append(f"Content truncated: {len(self.document.content) - self.next_start_index} more "
                          f"characters. Call fetch_url again with start_index={self.next_start_index} to read on.")

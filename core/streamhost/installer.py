@@ -2,8 +2,10 @@
 
 Like ``llm install``: plugins land in the environment streamhost runs from, whatever ``pip`` is on
 ``PATH``. A constraints file pins ``streamhost==<this version>``, so a plugin that needs another
-host version is refused instead of silently up- or downgrading the host. Afterwards the command
-shows which plugins appeared or disappeared, as ``streamhost plugins`` sees them.
+host version is refused instead of silently up- or downgrading the host; the host is also named as
+a requirement, so pip resolves its dependencies too and a plugin cannot move one of them out of
+the range the host needs. Afterwards the command shows which plugins appeared or disappeared, as
+``streamhost plugins`` sees them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .errors import InvalidArgumentError, StreamhostError
 HOST = "streamhost"
 Records = dict[str, dict[str, Any]]
 """``streamhost plugins --json`` records by normalized distribution name."""
-_CONFLICT = re.compile(
-    r"^\s*(?P<dist>\S+) (?P<version>\S+) depends on streamhost(?P<spec>(?:[<>=!~][^\s;]*)?)(?=[\s;]|$)", re.MULTILINE
+_DEPENDS = re.compile(
+    r"^\s*(?P<dist>\S+) (?P<version>\S+) depends on (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r"(?P<spec>(?:\[[^\]]*\])?(?:[<>=!~][^\s;]*)?)(?=[\s;]|$)", re.MULTILINE
 )
 
 
@@ -50,6 +53,24 @@ def host_version() -> str:
     from importlib import metadata  # not at module top: every command builds the parser that imports this
 
     return metadata.version(HOST)
+
+
+def host_dependencies() -> set[str]:
+    """The distributions the installed host needs to run, directly or through others (normalized names)."""
+    from importlib import metadata
+
+    needed, queue = set(), [HOST]
+    while queue:
+        try:
+            requires = metadata.requires(queue.pop()) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for requirement in requires:
+            name = _requirement_name(requirement)
+            if name and name not in needed and "extra ==" not in requirement.partition(";")[2]:
+                needed.add(name)
+                queue.append(name)
+    return needed
 
 
 def installed_plugins(python: str = sys.executable) -> Records | None:
@@ -79,8 +100,13 @@ def _run_pip(args: Sequence[str]) -> tuple[int, str]:
 
 
 def explain_failure(output: str, version: str) -> str:
-    """pip's output turned into one clear sentence when it is a host-version conflict, else its last lines."""
-    conflicts = list(_CONFLICT.finditer(output))
+    """pip's output turned into one clear sentence when it is a conflict with the host, else its last lines."""
+    host_side = {HOST} | host_dependencies()  # a clash may be with a dependency of the host, e.g. mcp on pydantic
+    depends = [m for m in _DEPENDS.finditer(output) if _normalize(m["dist"]) not in host_side]
+    conflicts = [m for m in depends if _normalize(m["name"]) == HOST]
+    host_needs = {_normalize(m["name"]): f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}"
+                  for m in _DEPENDS.finditer(output) if _normalize(m["dist"]) in host_side}
+    clashes = [m for m in depends if _normalize(m["name"]) in host_needs]
     if "No module named pip" in output:
         return (f"pip is not installed in streamhost's environment ({sys.executable}): run "
                 f"{sys.executable} -m ensurepip, or install plugins with your tool's own command "
@@ -89,6 +115,11 @@ def explain_failure(output: str, version: str) -> str:
         lines = [f"{m['dist']} {m['version']} needs streamhost{m['spec']}, this host is {version}" for m in conflicts]
         return ("; ".join(lines) + ": install a version of the plugin made for streamhost " + version
                 + ", or upgrade the host first (pip install -U streamhost, then streamhost install again)")
+    if clashes:
+        lines = [f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}, {host_needs[_normalize(m['name'])]}"
+                 for m in clashes]
+        return ("; ".join(lines) + f": the plugin cannot share the environment of streamhost {version}; nothing "
+                "was changed. Use a version of the plugin that accepts what streamhost needs")
     tail = [line for line in output.strip().splitlines() if line.strip()][-5:]
     return "pip failed:\n" + "\n".join(tail)
 
@@ -127,7 +158,9 @@ def install(packages: Sequence[str], editable: Sequence[str] = (), upgrade: bool
         # Pinned by version, not by path: an editable host of the same version satisfies it and stays as it is.
         constraints.write_text(f"{HOST}=={version}\n", encoding="utf-8")
         args = ["install", "-c", str(constraints), *(["--upgrade"] if upgrade else [])]
-        args += [*packages, *[arg for path in editable for arg in ("-e", path)]]
+        # The host as a requirement too: without it pip would not weigh the host's own dependencies
+        # and could downgrade one of them for a plugin (it only warns afterwards).
+        args += [f"{HOST}=={version}", *packages, *[arg for path in editable for arg in ("-e", path)]]
         code, output = _run_pip(args)
     if code != 0:
         raise InstallError(explain_failure(output, version))
@@ -142,6 +175,10 @@ def uninstall(packages: Sequence[str]) -> int:
     if any(_requirement_name(p) == HOST for p in packages):
         raise InvalidArgumentError("streamhost uninstall removes plugins, not the host: use "
                                    "pip uninstall streamhost to remove streamhost itself")
+    needed = sorted({p for p in packages if _requirement_name(p) in host_dependencies()})
+    if needed:
+        raise InvalidArgumentError(f"streamhost needs {', '.join(needed)} to run: streamhost uninstall removes "
+                                   "plugins only (see streamhost plugins for their names)")
     before = installed_plugins()
     code, output = _run_pip(["uninstall", "--yes", *packages])
     if code != 0:

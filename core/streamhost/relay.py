@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ProviderError, StreamhostError, UpstreamTimeoutError
 from .events import Event, Status, TextDelta, Usage
-from .sinks import Sink, Update, fold_tail
+from .sinks import Sink, Tail, Update
 
 log = logging.getLogger("streamhost.relay")
 _END = object()
@@ -67,7 +67,7 @@ class _State:
     parts: list[str] = field(default_factory=list)
     length: int = 0
     pending: list[str] = field(default_factory=list)
-    tail: str = ""
+    tail: Tail = field(default_factory=Tail)
     usage: Usage | None = None
     first_token: float | None = None
     chunks: int = 0
@@ -106,9 +106,12 @@ class Relay:
                 wait = self._retry_wait(exc, state, deadline)
                 if wait is None:
                     raise GenerationFailed(exc, state.result()) from exc
-                log.info("%s: %s; retrying in %.1f s", self.settings.label, exc.message, wait)
-                await self._status(sink, state, f"{self.settings.label}: {exc.message} — retrying in "
-                                   f"{wait:.1f} s (attempt {state.attempts + 1} of {self.settings.max_retries + 1})")
+                # Provider messages usually name the model already ("openai/o3: rate limited ..."): no echo.
+                label = self.settings.label
+                said = exc.message if exc.message.startswith(label) else f"{label}: {exc.message}"
+                log.info("%s; retrying in %.1f s", said, wait)
+                await self._status(sink, state, f"{said} — retrying in {wait:.1f} s "
+                                   f"(attempt {state.attempts + 1} of {self.settings.max_retries + 1})")
                 await asyncio.sleep(wait)
 
     def _retry_wait(self, exc: StreamhostError, state: _State, deadline: float) -> float | None:
@@ -192,15 +195,15 @@ class Relay:
         offset = state.length
         state.parts.append(delta)
         state.length += len(delta)
-        state.tail = fold_tail(state.tail + delta)
+        state.tail.add(delta)
         if not self.settings.streaming:
             return
         state.last_text_sent = state.last_sent = time.monotonic()
-        await sink.send(Update(kind="text", delta=delta, offset=offset, tail=state.tail))
+        await sink.send(Update(kind="text", delta=delta, offset=offset, tail=state.tail.text))
 
     async def _status(self, sink: Sink, state: _State, message: str) -> None:
         state.last_sent = time.monotonic()
-        await sink.send(Update(kind="status", status=message, tail=state.tail))
+        await sink.send(Update(kind="status", status=message, tail=state.tail.text))
 
     def _heartbeat(self, now: float, state: _State) -> str:
         elapsed = now - state.started

@@ -97,7 +97,7 @@ def render(names: PluginNames, kind: str, target: Path, author: str) -> list[Pat
         raise InvalidArgumentError(f"{target} already exists: choose another --dir or remove it first")
     tokens = {
         "__PACKAGE__": names.package,
-        "__AUTHOR__": author.replace('"', "'"),
+        "__AUTHOR__": re.sub(r"[\\\x00-\x1f]", "", author).replace('"', "'"),  # it goes into a TOML string
         "__CLASS__": names.cls,
         "__DIST__": names.dist,
         "__NAME__": names.name,
@@ -128,19 +128,32 @@ def next_steps(names: PluginNames, kind: str, target: Path) -> str:
     """What to do after rendering: install it, run its tests, see it in the host."""
     try_it = (f'streamhost chat -m {names.name}/MODEL "hello"   # after setting {names.env}_BASE_URL and '
               f"{names.env}_API_KEY" if kind == "provider" else f"streamhost fetch {names.name}://notes/hello")
+    # The host's own interpreter, not "python": streamhost may run from a venv, pipx or uv tool that is
+    # not the python on PATH, and the plugin and its tests must run where the host and its fixtures are.
     return "\n".join([
         f"Created {names.dist} ({kind}) in {target}",
         "",
         "Next steps:",
         f"  cd {target}",
-        f"  streamhost install -e .              # into this host's environment, editable ({sys.executable})",
-        '  python -m pip install -e ".[test]"  # same environment: test tools',
-        "  python -m pytest                    # the plugin's tests, with streamhost's fixtures",
-        "  streamhost plugins                  # it is listed, with what it registered",
+        '  streamhost install -e ".[test]"   # editable, into the host\'s environment, with pytest and ruff',
+        f"  {sys.executable} -m pytest   # the plugin's tests, with streamhost's fixtures",
+        "  streamhost plugins                # it is listed, with what it registered",
         f"  {try_it}",
         "",
         f"Then edit {names.package}/{kind}.py; README.md explains each part.",
     ])
+
+
+def already_installed(names: PluginNames) -> str | None:
+    """A warning when a distribution of that name is installed here: installing the new one replaces it."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version(names.dist)
+    except metadata.PackageNotFoundError:
+        return None
+    return (f"warning: {names.dist} {version} is already installed in this environment; installing the new "
+            "project replaces it. Choose another name unless you mean to rewrite that plugin.")
 
 
 def cmd_plugin_new(args: argparse.Namespace) -> int:
@@ -149,6 +162,8 @@ def cmd_plugin_new(args: argparse.Namespace) -> int:
     target = Path(args.dir) if args.dir else Path.cwd() / names.dist
     render(names, args.kind, target, args.author or _author())
     print(next_steps(names, args.kind, target))
+    if warning := already_installed(names):
+        print(warning, file=sys.stderr)
     return 0
 
 

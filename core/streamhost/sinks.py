@@ -57,3 +57,21 @@ def fold_tail(text: str, limit: int = TAIL_CHARS) -> str:
     """The end of ``text`` on one line, at most ``limit`` characters."""
     folded = " ".join(text[-(limit * 2):].split())
     return folded[-limit:]
+
+
+class Tail:
+    """The latest text of a stream on one line, updated delta by delta.
+
+    Folds the raw recent text, not the previous tail: a tail has lost its trailing newline, and
+    ``"Title\n\n"`` then ``"Summary"`` must read ``"Title Summary"``, not ``"TitleSummary"``.
+    """
+
+    def __init__(self) -> None:
+        self.recent = ""
+        self.text = ""
+
+    def add(self, delta: str) -> str:
+        """Take the next delta; return the new tail."""
+        self.recent = (self.recent + delta)[-2 * TAIL_CHARS:]
+        self.text = fold_tail(self.recent)
+        return self.text

@@ -68,8 +68,11 @@ class Summaries:
 
 def check_urls(urls: Any) -> list[str]:
     """The URL list, or InvalidArgumentError saying what is wrong with it."""
-    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_URLS:
+    if not isinstance(urls, list):
         raise InvalidArgumentError(f"urls must be a list of 1 to {MAX_URLS} URLs, got {urls!r:.200}")
+    if not 1 <= len(urls) <= MAX_URLS:
+        raise InvalidArgumentError(f"urls must be a list of 1 to {MAX_URLS} URLs, got {len(urls)}: "
+                                   "split a longer list over several calls")
     bad = [u for u in urls if not isinstance(u, str) or not u.strip()]
     if bad:
         raise InvalidArgumentError(f"urls must be non-empty strings, got {bad[0]!r:.100}")
@@ -159,7 +162,8 @@ class Summarizer:
         result = PageSummary(url=url, final_url=document.final_url, title=title)
         content = document.content.strip()
         if not content:
-            result.error = f"{document.final_url} has no text to summarize"
+            result.error = (f"{document.final_url} has no text to summarize: the page is empty, or its text is "
+                            "written by JavaScript, which is not run")
             await self._section(transcript, index, total, title or url, f"**Error:** {result.error}")
             return result
         await self._section(transcript, index, total, title or document.final_url)

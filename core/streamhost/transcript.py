@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from .sinks import Sink, Update, fold_tail
+from .sinks import Sink, Tail, Update
 
 _HALF_WAY = 8
 """Notifications after which a step shows half done: progress inside a step is n / (n + 8)."""
@@ -26,6 +26,7 @@ class Transcript:
         self.parts: list[str] = []
         self.length = 0
         self.tail = ""
+        self._tail = Tail()
         self.step = 0
         self.label = ""
         self.first_text_at: float | None = None
@@ -49,7 +50,7 @@ class Transcript:
             offset = self.length
             self.parts.append(text)
             self.length += len(text)
-            self.tail = fold_tail(self.tail + text)
+            self.tail = self._tail.add(text)
             if self.streaming:
                 await self._send(Update(kind="text", delta=text, offset=offset, tail=self.tail))
 

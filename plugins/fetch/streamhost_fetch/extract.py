@@ -6,6 +6,7 @@ import html as htmllib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HEADING = re.compile(r"#{1,3} +(.+)")
@@ -62,6 +63,37 @@ def visible_text(html: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _with_absolute_links(html: str, url: str) -> Any:
+    """The page parsed as trafilatura would, with link and image targets resolved against the page's URL.
+
+    trafilatura takes only the domain from ``url``: on ``/a/b/page.html`` it would turn ``x.html`` into
+    ``/x.html`` and ``#sec`` into the site root, links an assistant would then follow to a 404. Only
+    ``a/@href`` and ``img/@src`` are resolved (lxml's ``make_links_absolute`` also parses every style
+    and costs 10× more on a large page); the parse is trafilatura's own, so it is not done twice.
+    """
+    from trafilatura.utils import load_html
+
+    root = load_html(html)
+    if root is None:  # nothing lxml can parse: trafilatura reports nothing and the fallback takes over
+        return html
+    base = root.find(".//base[@href]")
+    if base is not None:
+        url = urljoin(url, base.get("href", "").strip())
+    resolved: dict[str, str] = {}
+    for element in root.iter("a", "img"):
+        attribute = "href" if element.tag == "a" else "src"
+        target = element.get(attribute)
+        if not target or target.startswith(("http://", "https://")):
+            continue
+        if target not in resolved:
+            try:
+                resolved[target] = urljoin(url, target.strip())
+            except ValueError:  # a malformed target (bad IPv6 literal): leave it as written
+                resolved[target] = target
+        element.set(attribute, resolved[target])
+    return root
+
+
 def extract(html: str, *, url: str, output: str) -> Extraction:
     """The main content of ``html`` as ``markdown`` or ``text``.
 
@@ -72,13 +104,14 @@ def extract(html: str, *, url: str, output: str) -> Extraction:
     """
     trafilatura = load_trafilatura()
     markdown = output == "markdown"
+    document = _with_absolute_links(html, url) if markdown else html
     # fast=True skips trafilatura's second pass (re-extracting with readability and jusText to
     # compare) and no metadata skips htmldate's date search: together 2-3× less time per page, with
     # the same output on the benchmark pages (bench/extract.py); a page it finds empty gets our own
     # fallback below. include_images=True because trafilatura drops every <figure> without it, and
     # docs put code listings in figures (the Rust book lost 9 of 24 code blocks).
     text = trafilatura.extract(
-        html,
+        document,
         url=url,
         output_format="markdown" if markdown else "txt",
         fast=True,

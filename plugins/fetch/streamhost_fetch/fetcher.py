@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -19,11 +20,24 @@ from .extract import extract, load_trafilatura
 from .guard import AddressPolicy, GuardedBackend, Resolver
 from .options import FetchSettings, parse_settings
 from .robots import MAX_ROBOTS_BYTES, RobotsRules, robots_url
-from .transfer import Body, Deadline, RedirectLimitError, TransferError, check_scheme, open_url, status_error
+from .transfer import (
+    Body,
+    Deadline,
+    RedirectLimitError,
+    TransferError,
+    amount,
+    check_scheme,
+    open_url,
+    status_error,
+)
 
 FORMATS = ("markdown", "text", "raw")
 ROBOTS_TTL_S = 600.0
 """How long a site's robots.txt is trusted before it is read again."""
+# trafilatura logs ERROR ("lxml parsing failed: Document is empty") and WARNING ("discarding data") for
+# pages it finds no main content in; the fallback and the "no text" note handle those, so under
+# `streamhost serve` its lines would only alarm the user reading the client's server log.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 _MIME_OF_KIND = {"html": "text/html", "markdown": "text/markdown", "text": "text/plain", "json": "application/json"}
 
 
@@ -115,7 +129,7 @@ class HttpFetcher(Fetcher):
         kind = kind or sniff_kind(data, final_url)
         text, codec = decode_body(data, charset, kind)
         cut = " (cut at max_bytes)" if body.truncated else ""
-        yield Status(f"{response.url.host}: {body.size // 1024} KB received{cut}")
+        yield Status(f"{response.url.host}: {amount(body.size)} received{cut}")
         if kind == "html" and request.format != "raw":
             yield Status(f"extracting the main content of {final_url}")
         content, title, extractor = await _convert(text, kind, request.format, final_url)

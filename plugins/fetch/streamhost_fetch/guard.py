@@ -28,6 +28,10 @@ METADATA_ADDRESSES = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+"""Deprecated ``::a.b.c.d``; stacks that still tunnel it automatically deliver to ``a.b.c.d``."""
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+"""SIIT ``::ffff:0:a.b.c.d`` (RFC 2765), which a translator delivers to ``a.b.c.d``."""
 _ULA = ipaddress.ip_network("fc00::/7")
 
 # What ``allow_private = true`` opens. Metadata, unspecified and multicast addresses are never a
@@ -54,7 +58,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64), which is what gets reached."""
+    """The IPv4 address an IPv6 one carries (mapped, compatible, translated, 6to4, Teredo, NAT64): what gets reached."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return None
     if ip.ipv4_mapped is not None:
@@ -63,7 +67,7 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -86,6 +90,8 @@ def refusal_reason(ip: IPAddress) -> str | None:
         return "multicast"
     if isinstance(ip, ipaddress.IPv6Address) and ip in _ULA:
         return "unique local (ULA)"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "private"  # fec0::/10, the deprecated predecessor of ULA
     if ip.is_private:
         return "private"
     if not ip.is_global:

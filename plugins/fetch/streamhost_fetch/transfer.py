@@ -22,6 +22,11 @@ PROGRESS_EVERY_S = 0.25
 """Least time between two "N KB received" statuses: a fast transfer should not flood the relay."""
 
 
+def amount(size: int) -> str:
+    """A byte count for a status line: ``512 bytes``, ``87 KB``."""
+    return f"{size} bytes" if size < 1024 else f"{size // 1024} KB"
+
+
 class TransferError(FetchError):
     """The site could not be reached or did not answer in time (as opposed to a refusal by policy)."""
 
@@ -179,6 +184,6 @@ class Body:
                 self.size += len(chunk)
                 if time.monotonic() - last >= PROGRESS_EVERY_S:
                     last = time.monotonic()
-                    yield Status(f"{host}: {self.size // 1024} KB received")
+                    yield Status(f"{host}: {amount(self.size)} received")
         finally:
             await iterator.aclose()  # type: ignore[attr-defined]

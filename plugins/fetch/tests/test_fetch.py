@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -27,6 +28,20 @@ async def test_article_becomes_main_content_markdown(stocked_site: Any, fetcher:
     assert doc.metadata["extractor"] == "trafilatura" and doc.metadata["status"] == 200
 
 
+async def test_relative_links_resolve_against_the_page_not_the_site_root(
+    site: Any, fetcher: Any, run_fetch: Any
+) -> None:
+    words = "A paragraph long enough to count as the main content of this page. " * 12
+    url = site.add("/guide/part/page.html", f"""<html><head><title>Guide</title></head><body><article>
+        <h1>Guide</h1><p>{words}</p>
+        <p>{words} Read <a href="next.html">the next page</a>, <a href="../index.html">the index</a>
+        and <a href="#setup">the set-up section</a>.</p></article></body></html>""", content_type="text/html")
+    doc = (await run_fetch(fetcher, url)).doc
+    assert f"[the next page]({site.url('/guide/part/next.html')})" in doc.content
+    assert f"[the index]({site.url('/guide/index.html')})" in doc.content
+    assert f"[the set-up section]({url}#setup)" in doc.content
+
+
 async def test_docs_page_keeps_code_fences_and_tables(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
     doc = (await run_fetch(fetcher, stocked_site.url("/docs"))).doc
     assert "```" in doc.content
@@ -42,8 +57,10 @@ async def test_statuses_come_in_order_before_one_document(stocked_site: Any, fet
     steps = outcome.statuses
     assert steps[0].startswith("checking ") and steps[0].endswith("/robots.txt")
     assert steps[1] == "connecting to 127.0.0.1"
-    assert "KB received" in steps[-2]
+    assert steps[-2] == f"127.0.0.1: {outcome.doc.metadata['bytes']} bytes received"
     assert steps[-1].startswith("extracting")
+    larger = await run_fetch(fetcher, stocked_site.add("/notes.txt", "notes " * 1000, content_type="text/plain"))
+    assert larger.statuses[-1] == "127.0.0.1: 5 KB received"
 
 
 async def test_text_and_raw_formats(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
@@ -135,7 +152,9 @@ async def test_non_http_urls_are_refused(fetcher: Any, run_fetch: Any, url: str)
     assert outcome.document is None and "only http:// and https://" in str(outcome.error)
 
 
-async def test_page_without_main_content_falls_back_to_its_text(site: Any, fetcher: Any, run_fetch: Any) -> None:
+async def test_page_without_main_content_falls_back_to_its_text(
+        site: Any, fetcher: Any, run_fetch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     # a cookie wall: everything is in the footer, which trafilatura drops as boilerplate
     url = site.add("/wall", "<html><head><title>Consent</title><style>p {color: red}</style></head><body>"
                    "<footer><p>This site uses cookies.</p><button>Accept all</button> "
@@ -145,6 +164,9 @@ async def test_page_without_main_content_falls_back_to_its_text(site: Any, fetch
     assert doc.metadata["extractor"] == "fallback"
     assert doc.content == "This site uses cookies.\nAccept all\nPrivacy policy"
     assert doc.title == "Consent"
+    empty = (await run_fetch(fetcher, site.add("/empty", "", content_type="text/html"))).doc
+    assert empty.content == "" and empty.metadata["extractor"] == "fallback"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("trafilatura")] == []
 
 
 async def test_user_agent_is_configurable(stocked_site: Any, make_fetcher: Any, run_fetch: Any) -> None:

@@ -73,6 +73,8 @@ def guarded(dns: FakeDNS | None = None, network: RoutingNetwork | None = None, *
         ("fd12:3456::1", "unique local (ULA)"), ("fc00::1", "unique local (ULA)"),
         ("::ffff:127.0.0.1", "loopback, as ::ffff:7f00:1"), ("::ffff:10.0.0.1", "private, as ::ffff:a00:1"),
         ("64:ff9b::7f00:1", "loopback, as 64:ff9b::7f00:1"),
+        ("::127.0.0.1", "loopback, as ::7f00:1"), ("::169.254.169.254", "cloud metadata, as ::a9fe:a9fe"),
+        ("::ffff:0:127.0.0.1", "loopback, as ::ffff:0:7f00:1"), ("fec0::1", "private"),
         ("2002:a9fe:a9fe::1", "cloud metadata, as 2002:a9fe:a9fe::1"),
         ("224.0.0.1", "multicast"), ("ff02::1", "multicast"),
         ("100.64.0.1", "not public"), ("192.0.2.10", "private"), ("255.255.255.255", "private"),

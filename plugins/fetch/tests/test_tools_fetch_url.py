@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from streamhost.testing import Script
+
 pytestmark = pytest.mark.anyio
 
 
@@ -59,3 +61,22 @@ async def test_fetch_url_refuses_a_redirect_to_a_private_address(site: Any, make
     assert result.is_error and "169.254.169.254" in result.content[0].text
     assert not after.is_error and "Paragraph 1 about x" in after.content[0].text
 
+
+
+async def test_a_page_without_text_is_explained_and_not_sent_to_the_model(site: Any, llm: Any, make_env: Any) -> None:
+    shell = site.add("/app", "<html><head><title>App</title></head><body><div id='root'></div>"
+                             "<script>render()</script></body></html>")
+    fine = site.add("/fine", article("Fine", 3, "tides"))
+    llm.script("sum", Script(tokens=tools.SUMMARY))
+    async with serve(make_env()) as served:
+        fetched = await served.session.call_tool("fetch_url", {"url": shell})
+        summarized = await served.session.call_tool("summarize_urls", {"urls": [shell, fine], "model": "openai/sum"})
+    assert not fetched.is_error and fetched.structured_content["total_length"] == 0
+    assert fetched.content[0].text == "<note>The page has no text content: it is empty, or its text is written by " \
+        "JavaScript, which is not run.</note>"
+    empty, summary = summarized.structured_content["results"]
+    assert "has no text to summarize" in empty["error"] and "JavaScript" in empty["error"]
+    assert f"## [1/2] App\n\n**Error:** {empty['error']}" in summarized.content[0].text
+    assert summary["error"] is None and summary["summary"] == "".join(tools.SUMMARY)
+    assert len(llm.requests) == 1, "only the page with text goes to the model"
+    assert len(site.requests_for("/app")) == 1, "summarize_urls takes the page from the cache"

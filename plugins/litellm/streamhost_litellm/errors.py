@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|AIza[0-9A-Za-z_\-]{10,}|gsk_[A
 # litellm stacks prefixes: "litellm.RateLimitError: RateLimitError: OpenAIException - the real message".
 _PREFIX = re.compile(r"^\s*(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::\s*|\s+-\s+))")
 _CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "ConnectTimeout", "ClientConnectorError"}
+# aiohttp (litellm's native routes, e.g. ollama/) puts "ssl:<ssl.SSLContext object at 0x…>" in connection errors.
+_SSL_REPR = re.compile(r"\s*ssl:(?:<[^>]*>|default)")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def _detail(exc: BaseException, key: str | None) -> str:
     text = str(getattr(exc, "message", None) or exc).strip()
     while (match := _PREFIX.match(text)) is not None:
         text = text[match.end():]
-    return scrub(text.splitlines()[0] if text else type(exc).__name__, key)
+    return scrub(_SSL_REPR.sub("", text.splitlines()[0]) if text else type(exc).__name__, key)
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -72,17 +75,19 @@ def _retry_after(exc: Any) -> float | None:
     return None
 
 
-def _connection_failed(exc: BaseException) -> bool:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if type(current).__name__ in _CONNECTION_NAMES or isinstance(current, ConnectionError):
-            return True
-        if str(current).strip() == "Connection error.":
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    return any(type(e).__name__ in _CONNECTION_NAMES or isinstance(e, ConnectionError)
+               or str(e).strip() == "Connection error." for e in _chain(exc))
 
 
 def map_error(exc: Exception, call: CallContext) -> Exception:
@@ -116,6 +121,11 @@ def map_error(exc: Exception, call: CallContext) -> Exception:
     if "Missing credentials" in detail:
         return MissingKeyError(f"{call.label}: no API key: {detail} — export the provider's key variable or set "
                                "providers.litellm.api_key_env")
+    if any(isinstance(e, ImportError) for e in _chain(exc)):
+        # litellm reports a missing optional SDK (boto3 for bedrock/, google-auth for vertex_ai/) as a
+        # connection error; retrying cannot help, installing can.
+        return ProviderError(f"{call.label}: litellm needs a package that is not installed: {detail} — install it "
+                             "in the environment streamhost runs in (streamhost install PACKAGE)")
     if isinstance(exc, litellm_errors.APIConnectionError) or _connection_failed(exc):
         return UpstreamConnectionError(f"{call.label}: cannot reach {call.where}: {detail}")
     if isinstance(exc, litellm_errors.BadRequestError) and "LLM Provider NOT provided" in detail:

@@ -27,7 +27,7 @@ from .keys import first_set, known_variables, sub_provider
 
 log = logging.getLogger("streamhost.litellm")
 
-OPTIONS = {"api_base", "api_key_env", "models", "params", "timeout_s", "debug"}
+OPTIONS = {"api_base", "api_key_env", "models", "params", "timeout_s", "debug", "warmup"}
 RESERVED = {
     "model": "it is the part after litellm/",
     "messages": "streamhost builds them from prompt and system",
@@ -74,6 +74,9 @@ class LiteLLMProvider(Provider):
         debug = options.get("debug", False)
         if not isinstance(debug, bool):
             raise ConfigError(f"providers.litellm.debug must be true or false, got {debug!r}")
+        warmup = options.get("warmup", True)
+        if not isinstance(warmup, bool):
+            raise ConfigError(f"providers.litellm.warmup must be true or false, got {warmup!r}")
         super().configure(options)
         sdk.set_debug(debug)
         # Whether a model enforces JSON Schema is litellm's knowledge (an import away), so listing says no:
@@ -96,7 +99,10 @@ class LiteLLMProvider(Provider):
         return variable is None or bool(os.environ.get(variable))
 
     def warm(self) -> None:
-        sdk.warm()
+        # Imported, litellm holds ~130 MiB for as long as the server runs: warm it ahead only for a user who
+        # set it up (a [providers.litellm] table); one who merely has it installed pays on the first call.
+        if self.options and self.options.get("warmup", True):
+            sdk.warm()
 
     async def aclose(self) -> None:
         """Close the HTTP clients litellm cached (only if it was ever imported)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import threading
 from typing import Any
@@ -30,6 +31,8 @@ WARM_MODULES = (
     "openai.resources.chat.chat",
     "litellm.llms.custom_httpx.http_handler",
 )
+
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 
 _lock = threading.Lock()
 _module: Any = None
@@ -88,3 +91,18 @@ def _apply(litellm: Any) -> None:
     litellm.disable_hf_tokenizer_download = True
     litellm.suppress_debug_info = not _debug
     litellm.set_verbose = _debug
+    _log_through_the_host()
+
+
+def _log_through_the_host() -> None:
+    """litellm gives its loggers their own stderr handler (ANSI colours) and lets records propagate to the root
+    logger too, where the host's handler writes them again: every litellm warning, traceback included, was
+    logged twice. Keep litellm's secret-redacting filters, on the loggers, and let the host's handler write."""
+    for name in LITELLM_LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.propagate:  # litellm's JSON_LOGS mode owns its output: leave it alone
+            continue
+        for handler in list(logger.handlers):
+            for log_filter in handler.filters:
+                logger.addFilter(log_filter)
+            logger.removeHandler(handler)

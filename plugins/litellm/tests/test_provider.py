@@ -7,6 +7,7 @@ OpenAI-compatible client talking HTTP; the server's request records are the evid
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 import traceback
@@ -25,10 +26,11 @@ from streamhost import (
     UnknownModelError,
     UpstreamConnectionError,
     UpstreamServerError,
+    UpstreamTimeoutError,
     Usage,
 )
 from streamhost.testing import Script
-from streamhost_litellm import LiteLLMProvider
+from streamhost_litellm import LiteLLMProvider, sdk
 
 pytestmark = pytest.mark.anyio
 
@@ -224,6 +226,42 @@ async def test_an_unreachable_api_base_is_a_connection_error(make_provider, coll
     assert f"cannot reach {closed_port_url}" in out.error.message
 
 
+async def test_a_refused_connection_on_a_native_route_is_a_connection_error(make_provider, collect, closed_port_url):
+    provider = make_provider(api_base=closed_port_url, api_key_env=None)
+
+    out = await collect(provider, request("ollama/llama3.2"))  # litellm's own aiohttp route, not the openai SDK
+
+    assert isinstance(out.error, UpstreamConnectionError) and out.error.retryable
+    assert f"cannot reach {closed_port_url}" in out.error.message
+    assert "SSLContext" not in out.error.message, "no object reprs in a user's error"
+
+
+async def test_a_missing_optional_sdk_is_not_retried_and_says_what_to_install(server, make_provider, collect):
+    """litellm raises APIConnectionError when bedrock/'s boto3 is absent; the host must not retry that."""
+    if importlib.util.find_spec("boto3") is not None:
+        pytest.skip("boto3 is installed here")
+    provider = make_provider(api_base=None, api_key_env=None)
+
+    out = await collect(provider, request("bedrock/anthropic.claude-3-5-sonnet"))
+
+    assert type(out.error) is ProviderError and not out.error.retryable
+    assert "needs a package that is not installed" in out.error.message and "boto3" in out.error.message
+    assert server.requests == []
+
+
+async def test_a_silent_upstream_times_out_after_timeout_s(server, make_provider, collect):
+    provider = make_provider(timeout_s=0.5)
+    server.script("silent", Script(tokens=["late"], first_delay_s=5, headers_delay=True))
+
+    await sdk.load_async()  # the clock is for the request, not for importing litellm
+    started = time.monotonic()
+    out = await collect(provider, request("openai/silent"))
+
+    assert isinstance(out.error, UpstreamTimeoutError)
+    assert f"timed out talking to {server.url}" in out.error.message
+    assert time.monotonic() - started < 3, "timeout_s bounds the wait"
+
+
 # ---------------------------------------------------------------------------- cancel
 
 
@@ -322,3 +360,6 @@ def test_listing_shows_advertised_models_and_each_ones_key_variable(monkeypatch,
     provider.configure({"models": ["anthropic/claude-sonnet-4-5"], "api_key_env": key_variable})
     assert provider.key_variable_for("anthropic/claude-sonnet-4-5") == key_variable
     assert provider.key_configured_for("anthropic/claude-sonnet-4-5")
+    provider.configure({"params": {"anthropic/claude-sonnet-4-5": {"api_key_env": key_variable}}})
+    assert provider.key_variable_for("anthropic/claude-sonnet-4-5") == key_variable, "a per-model variable is listed"
+    assert provider.key_variable_for("anthropic/claude-haiku-4-5") == "ANTHROPIC_API_KEY"

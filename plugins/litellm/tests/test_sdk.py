@@ -55,6 +55,30 @@ def test_import_is_offline_quiet_and_ignores_the_working_directorys_env_file(tmp
 
 
 def test_values_the_user_set_win(tmp_path):
-    seen = probe(tmp_path, LITELLM_MODE="DEV")
+    seen = probe(tmp_path, LITELLM_MODE="DEV", LITELLM_LOCAL_MODEL_COST_MAP="False")
 
     assert seen["dotenv"] == "loaded"
+    assert seen["cost_map"] == "False"
+    assert seen["attempts"], "with the user's False, litellm fetches the cost map (refused here) as it normally would"
+
+
+LOGGING_PROBE = """
+import logging, sys
+handler = logging.StreamHandler(sys.stderr)
+handler.setFormatter(logging.Formatter("host %(name)s: %(message)s"))
+logging.getLogger().handlers[:] = [handler]
+from streamhost_litellm import sdk
+sdk.load()
+logging.getLogger("LiteLLM").warning("upstream said no, api_key=sk-probe-0123456789abcdef")
+"""
+
+
+def test_litellm_logs_once_through_the_hosts_handler_with_secrets_redacted(tmp_path):
+    done = subprocess.run([sys.executable, "-c", LOGGING_PROBE], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "upstream said no" in line]
+    assert len(lines) == 1, f"logged once, not also by litellm's own handler: {lines}"
+    assert lines[0].startswith("host LiteLLM: "), "in the host's format"
+    assert "0123456789abcdef" not in done.stderr, "litellm's secret filter still applies"

@@ -140,3 +140,18 @@ async def test_litellm_is_warmed_in_the_background_after_tools_list(server, home
         assert "litellm.main" in litellm_modules(served.stderr_text())
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/m"})
     assert result.content[0].text == "warm"
+
+
+@pytest.mark.parametrize("set_up", [False, True], ids=["no providers.litellm table", "warmup = false"])
+async def test_litellm_is_not_warmed_unless_it_is_set_up(server, home, mcp_serve, litellm_config, set_up):
+    # Imported, litellm holds ~130 MiB: a user who merely has the plugin installed must not pay for it.
+    home.write_config(litellm_config("warmup = false\n") if set_up else "")
+    server.script("m", Script(tokens=["cold"]))
+    async with mcp_serve({**home.env, "PYTHONPROFILEIMPORTTIME": "1"}) as served:
+        await served.session.list_tools()
+        await anyio.sleep(3)  # the warm-up starts 50 ms after tools/list; litellm's submodules show within 1 s
+        assert "openai" in {name.split(".")[0] for name in imported(served.stderr_text())}, "warm-up ran"
+        assert not litellm_modules(served.stderr_text())
+        if set_up:  # the first call imports it and still works
+            result = await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/m"})
+            assert result.content[0].text == "cold"
