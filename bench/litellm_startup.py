@@ -7,7 +7,9 @@ never imports the plugin, as if it were not installed). Per kind, a fresh server
 first text, and the RSS after it. With warm-up on (the default) litellm is imported in the background
 after tools/list, so (b) includes litellm and (c) does not pay for its import; with warm-up off it is
 the other way round. Kinds are interleaved, the order rotating round by round, after one untimed round.
-Goal: with warm-up off, (a) and (b) with litellm / without = 1.00 within noise.
+"with litellm not set up" has no ``[providers.litellm]`` table: the plugin then does not warm litellm, so its
+idle RSS compares with "without litellm, warm-up on". Goal: with warm-up off, and when not set up, (a) and (b)
+with litellm / without = 1.00 within noise.
 """
 
 from __future__ import annotations
