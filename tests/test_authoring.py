@@ -123,7 +123,7 @@ def test_cli_refuses_an_unknown_kind(tmp_path):
 
 
 def test_bundled_plugins_have_the_template_shape():
-    """Each bundled plugin has what a rendered one has: pyproject sections, package dir, py.typed, tests."""
+    """Each bundled plugin has what a rendered one has: pyproject, package dir, py.typed, tests, README parts."""
     for root in sorted(p for p in (HERE.parent / "plugins").iterdir() if (p / "pyproject.toml").exists()):
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
         package = project["project"]["name"].replace("-", "_")
@@ -133,3 +133,5 @@ def test_bundled_plugins_have_the_template_shape():
                    project["project"]["dependencies"]), root
         for part in ("README.md", f"{package}/__init__.py", f"{package}/py.typed", "tests/conftest.py"):
             assert (root / part).is_file(), f"{root.name} lacks {part}"
+        headings = re.findall(r"^## (.+)$", (root / "README.md").read_text(encoding="utf-8"), re.MULTILINE)
+        assert {"Install", "Configure", "Test"} <= set(headings), f"{root.name}/README.md: {headings}"
