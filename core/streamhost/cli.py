@@ -9,12 +9,14 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from . import __version__
 from .errors import ConfigError, PluginError, StreamhostError
 
 log = logging.getLogger("streamhost")
+T = TypeVar("T")
 
 
 def _setup_logging(level: str) -> None:
@@ -46,6 +48,23 @@ def _plain(text: object) -> str:
     from rich.markup import escape
 
     return escape(str(text))
+
+
+def _run_live(engine: Any, sink: Any, work: Callable[[], Awaitable[T]]) -> T | None:
+    """Run ``work`` with the terminal ``sink`` open, closing the engine's connections after it; None on Ctrl-C."""
+
+    async def run() -> T:
+        try:
+            return await work()
+        finally:
+            await engine.aclose()
+
+    try:
+        with sink:
+            return asyncio.run(run())
+    except KeyboardInterrupt:
+        _console(stderr=True).print("[yellow]cancelled[/]")
+        return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -163,21 +182,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
     sink = TerminalSink()
     generate = GenerateArgs(prompt=prompt, model=args.model, system=args.system, temperature=args.temperature,
                             max_tokens=args.max_tokens)
-    async def run() -> Any:
-        try:
-            return await engine.generate(generate, sink)
-        finally:
-            await engine.aclose()
-
     try:
-        with sink:
-            generation = asyncio.run(run())
-    except KeyboardInterrupt:
-        err.print("[yellow]cancelled[/]")
-        return 130
+        generation = _run_live(engine, sink, lambda: engine.generate(generate, sink))
     except GenerationFailed as failed:
         err.print(f"[red]error:[/] {_plain(failed.error.message)}")
         return 1
+    if generation is None:
+        return 130
     usage = generation.usage or {}
     ttft = "n/a" if generation.ttft_ms is None else f"{generation.ttft_ms:.0f} ms"
     err.print(f"[dim]{generation.model} · first token {ttft} · {generation.duration_ms / 1000:.1f} s · "

@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 from .events import Status
 
+FORMATS = ("markdown", "text", "raw")
+"""What a fetch can return: main-content markdown, plain text, or the decoded body as it came."""
+
 
 @dataclass(frozen=True)
 class FetchRequest:

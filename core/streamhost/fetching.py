@@ -17,7 +17,6 @@ from .fetchers import Document, Fetcher, FetchRequest
 from .relay import GenerationFailed, Relay
 from .sinks import Sink
 
-FORMATS = ("markdown", "text", "raw")
 DEFAULT_MAX_LENGTH = 10_000
 CACHE_TTL_S = 300.0
 CACHE_ENTRIES = 32

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from . import summary_prompts as prompts
@@ -189,8 +190,8 @@ class Summarizer:
         parts = split_text(content, call.budget_chars)
         await call.transcript.status(f"long page: summarizing {len(parts)} parts")
         summaries = await self._map(
-            [lambda k=k, part=part: prompts.page_part(document, part, k, len(parts), call.query)
-             for k, part in enumerate(parts, 1)], call, what="part")
+            [prompts.page_part(document, part, k, len(parts), call.query) for k, part in enumerate(parts, 1)],
+            call, what="part")
         joined = _joined(summaries)
         for _ in range(MAX_COMBINE_ROUNDS):
             if len(joined) <= call.budget_chars:
@@ -199,9 +200,8 @@ class Summarizer:
             if len(groups) >= len(summaries):
                 break  # the part summaries are each as long as a call allows: combining cannot shrink them
             await call.transcript.status(f"combining {len(summaries)} part summaries in {len(groups)} groups")
-            summaries = await self._map(
-                [lambda group=group: prompts.combine_some(document, group, call.query) for group in groups],
-                call, what="group")
+            summaries = await self._map([prompts.combine_some(document, group, call.query) for group in groups],
+                                        call, what="group")
             joined = _joined(summaries)
         if len(joined) > call.budget_chars:
             await call.transcript.status("the part summaries are still too long: the end is left out")
@@ -209,20 +209,20 @@ class Summarizer:
         await call.transcript.status(f"combining {len(summaries)} summaries")
         return await self._stream(prompts.combine_all(document, joined, len(parts), call.query), call)
 
-    async def _map(self, prompts_of: list[Callable[[], str]], call: _Call, what: str) -> list[str]:
+    async def _map(self, prompt_texts: list[str], call: _Call, what: str) -> list[str]:
         """Summaries of the prompts, with at most ``map_concurrency`` calls at once; text is not shown."""
         done = 0
 
-        async def one(prompt: Callable[[], str]) -> str:
+        async def one(prompt: str) -> str:
             nonlocal done
-            generation = await self.engine.generate(self._args(prompt(), call), call.transcript.statuses_only())
+            generation = await self.engine.generate(self._args(prompt, call), call.transcript.statuses_only())
             _add_usage(call.usage, generation.usage)
             done += 1
-            await call.transcript.status(f"{what} {done}/{len(prompts_of)} summarized")
+            await call.transcript.status(f"{what} {done}/{len(prompt_texts)} summarized")
             return generation.text
 
         limit = self.engine.config.summarize.map_concurrency
-        return await _bounded([lambda p=p: one(p) for p in prompts_of], limit)
+        return await _bounded([partial(one, prompt) for prompt in prompt_texts], limit)
 
     async def _stream(self, prompt: str, call: _Call) -> str:
         sink = call.transcript.relayed()

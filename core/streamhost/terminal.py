@@ -35,7 +35,7 @@ class TerminalSink:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.live_view = self.out.isatty()
-        self.view = _LiveMarkdown()
+        self.view: Any = _LiveMarkdown()  # any object with parts, status and __rich__ (fetch/summarize use their own)
         self.live: Any = None
 
     def __enter__(self) -> TerminalSink:

@@ -25,7 +25,6 @@ class Transcript:
         self.streaming = streaming
         self.parts: list[str] = []
         self.length = 0
-        self.tail = ""
         self._tail = Tail()
         self.step = 0
         self.label = ""
@@ -37,6 +36,11 @@ class Transcript:
     def text(self) -> str:
         """Everything written so far."""
         return "".join(self.parts)
+
+    @property
+    def tail(self) -> str:
+        """The latest text on one line, for progress messages."""
+        return self._tail.text
 
     def begin(self, step: int, label: str = "") -> None:
         """Start step ``step`` (0-based); status lines of this step are prefixed with ``label``."""
@@ -50,7 +54,7 @@ class Transcript:
             offset = self.length
             self.parts.append(text)
             self.length += len(text)
-            self.tail = self._tail.add(text)
+            self._tail.add(text)
             if self.streaming:
                 await self._send(Update(kind="text", delta=text, offset=offset, tail=self.tail))
 

@@ -7,17 +7,14 @@ model-initiated fetch, so robots.txt does not apply.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from .cli import _console, _engine, _plain
+from .cli import _console, _engine, _plain, _run_live
 from .errors import StreamhostError
+from .fetchers import FORMATS
 from .sinks import Update
 from .terminal import TerminalSink
-
-T = TypeVar("T")
 
 
 class _SectionsView:
@@ -44,23 +41,6 @@ class _SectionsView:
 
         text = "".join(self.parts)
         return Group(*([Markdown(text)] if text else []), Text(self.status, style="dim"))
-
-
-def _run_live(engine: Any, sink: TerminalSink, work: Callable[[], Awaitable[T]]) -> T | None:
-    """Run ``work`` with the terminal view open, closing the engine's connections after it; None on Ctrl-C."""
-
-    async def run() -> T:
-        try:
-            return await work()
-        finally:
-            await engine.aclose()
-
-    try:
-        with sink:
-            return asyncio.run(run())
-    except KeyboardInterrupt:
-        _console(stderr=True).print("[yellow]cancelled[/]")
-        return None
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -124,7 +104,7 @@ def add_commands(sub: Any) -> None:
     """Add ``fetch`` and ``summarize`` to the ``streamhost`` parser's subcommands."""
     fetch = sub.add_parser("fetch", help="print a web page as markdown (needs a fetcher plugin)")
     fetch.add_argument("url")
-    fetch.add_argument("-f", "--format", choices=["markdown", "text", "raw"], default="markdown")
+    fetch.add_argument("-f", "--format", choices=FORMATS, default="markdown")
     fetch.set_defaults(func=cmd_fetch)
     summarize = sub.add_parser("summarize", help="summarize web pages, streamed page by page")
     summarize.add_argument("urls", nargs="+", metavar="URL")

@@ -13,7 +13,8 @@ import mcp_types as types
 
 from .engine import Engine
 from .errors import InvalidArgumentError
-from .fetching import DEFAULT_MAX_LENGTH, FORMATS, Pages, page_of
+from .fetchers import FORMATS
+from .fetching import DEFAULT_MAX_LENGTH, Pages, page_of
 from .sinks import Sink
 from .summarize import MAX_URLS, Summarizer, check_urls
 from .tools import ToolSpec, error_result, text_result
