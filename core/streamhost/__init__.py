@@ -19,6 +19,7 @@ from .errors import (
     UpstreamConnectionError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    retry_after_seconds,
 )
 from .events import Event, Status, TextDelta, Usage
 from .fetchers import Document, Fetcher, FetchEvent, FetchRequest
@@ -56,4 +57,5 @@ __all__ = [
     "Usage",
     "__version__",
     "hookimpl",
+    "retry_after_seconds",
 ]

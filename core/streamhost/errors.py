@@ -6,6 +6,9 @@ retried by the host, but only before any text has been streamed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 
 class StreamhostError(Exception):
     """Base of every error streamhost shows to a user as a clear message."""
@@ -95,3 +98,23 @@ class OutputValidationError(StreamhostError):
 
 class FetchError(StreamhostError):
     """A page could not be fetched or converted; the message names the URL and the cause."""
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The wait an upstream asked for, in seconds, from its ``retry-after-ms`` or ``retry-after`` header.
+
+    :param headers: the response headers (any mapping with ``get``; an HTTP client's headers are
+        case-insensitive already), or None.
+    :returns: the seconds to pass as ``retry_after`` to :class:`RateLimitError` or
+        :class:`UpstreamServerError`; None when there is no such header or it is not a finite
+        number of seconds ≥ 0 (an HTTP date is not read).
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = (headers or {}).get(name)
+        if value is not None:
+            try:
+                seconds = float(value) * scale
+            except ValueError:
+                return None
+            return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None

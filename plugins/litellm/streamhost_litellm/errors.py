@@ -18,6 +18,7 @@ from streamhost import (
     UpstreamConnectionError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    retry_after_seconds,
 )
 
 from .keys import KEY_VARIABLES
@@ -63,16 +64,8 @@ def _detail(exc: BaseException, key: str | None) -> str:
 
 
 def _retry_after(exc: Any) -> float | None:
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers",
-                                                                         None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return float(value) * scale
-            except ValueError:
-                return None
-    return None
+    return retry_after_seconds(getattr(exc, "litellm_response_headers", None)
+                               or getattr(getattr(exc, "response", None), "headers", None))
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -13,6 +13,7 @@ from streamhost import (
     UpstreamConnectionError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    retry_after_seconds,
 )
 
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})")
@@ -26,15 +27,7 @@ def scrub(text: str, key: str | None) -> str:
 
 
 def _retry_after(exc: Any) -> float | None:
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return float(value) * scale
-            except ValueError:
-                return None
-    return None
+    return retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
 
 
 def _message(exc: Any) -> str:
