@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import signal
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server.lowlevel import Server
-from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from . import __version__
+from .calls import Calls
 from .engine import Engine
+from .framing import describe
 from .progress import ProgressSink, progress_token
 from .tools import build_tools, call, error_result
+from .wire import StdioWire
 
 log = logging.getLogger("streamhost.server")
 
@@ -26,18 +30,19 @@ INSTRUCTIONS = (
     "and summaries stream to the user as they are written."
 )
 WARMUP_FALLBACK_S = 2.0
+"""Warm up this long after start even if the client has not asked anything yet."""
 
 
-def build_server(engine: Engine, startup_error: str | None = None, warmup: Warmup | None = None) -> Server[Any]:
-    """The low-level MCP server for this engine's tools; starts ``warmup`` after the first tools/list.
+def build_server(engine: Engine, startup_error: str | None = None, calls: Calls | None = None) -> Server[Any]:
+    """The low-level MCP server for this engine's tools.
 
     With ``startup_error`` (a broken config file) the tools are listed but every call reports it.
+    ``calls`` lets the transport cancel a tool call the moment the client's cancel is read.
     """
     specs = build_tools(engine)
+    calls = calls if calls is not None else Calls()
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        if warmup is not None:
-            warmup.soon(0.05)
         return types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -49,39 +54,69 @@ def build_server(engine: Engine, startup_error: str | None = None, warmup: Warmu
         arguments = dict(params.arguments or {})
         sink = ProgressSink(ctx.session, ctx.request_id, progress_token(ctx.meta),
                             mode=engine.config.streaming.message, total=spec.total(arguments))
-        try:
-            return await call(spec, arguments, sink)
-        except Exception as exc:  # a bug must not look like the SDK's generic text, nor stop the host
-            log.exception("tool %s failed unexpectedly", params.name)
-            return error_result(f"{params.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        with calls.running(ctx.request_id):
+            try:
+                return await call(spec, arguments, sink)
+            except Exception as exc:  # a bug must not look like the SDK's generic text, nor stop the host
+                log.exception("tool %s failed unexpectedly", params.name)
+                return error_result(f"{params.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        # Cancelled by the client: the transport drops this answer (a cancelled request is never answered).
+        return error_result(f"{params.name} was cancelled")
 
-    return Server("streamhost", version=__version__, instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+    server: Server[Any] = Server("streamhost", version=__version__, instructions=INSTRUCTIONS,
+                                 on_list_tools=list_tools, on_call_tool=call_tool)
+    server.middleware.append(_name_invalid_params)
+    return server
+
+
+async def _name_invalid_params(ctx: Any, call_next: Any) -> Any:
+    """Say which params were wrong: the SDK's own answer is a bare "Invalid request parameters"."""
+    try:
+        return await call_next(ctx)
+    except ValidationError as exc:
+        raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid params for {ctx.method}: {describe(exc)}") from None
 
 
 class Warmup:
-    """Starts the background SDK import once, after the server has answered what it must answer."""
+    """Imports the plugins' SDKs in the background once, after the first answer is on the wire.
 
-    def __init__(self, engine: Engine) -> None:
+    Plugins other than the default model's provider wait until no call is running.
+    """
+
+    def __init__(self, engine: Engine, calls: Calls) -> None:
         self.engine = engine
+        self.calls = calls
         self.started = False
 
-    def soon(self, delay: float) -> None:
-        """Start the warm-up ``delay`` seconds from now, unless it started already or is turned off."""
+    def start(self) -> None:
+        """Start the warm-up unless it started already or is turned off."""
         if self.started or not self.engine.config.warmup:
             return
         self.started = True
-        asyncio.get_running_loop().call_later(delay, self.engine.warm_in_background)
+        self.engine.warm_in_background(idle=self.calls.idle)
 
 
-async def serve_stdio(engine: Engine, wire_in: io.TextIOWrapper, wire_out: io.TextIOWrapper,
-                      startup_error: str | None = None) -> None:
-    """Serve MCP on the given wire streams until the client closes stdin."""
-    warmup = Warmup(engine)
-    server = build_server(engine, startup_error, warmup)
-    async with stdio_server(anyio.wrap_file(wire_in), anyio.wrap_file(wire_out)) as (read, write):
-        asyncio.get_running_loop().call_later(WARMUP_FALLBACK_S, warmup.soon, 0)
-        try:
+async def serve_stdio(engine: Engine, fd_in: int, fd_out: int, startup_error: str | None = None) -> None:
+    """Serve MCP on the given file descriptors until the client closes either, or SIGINT/SIGTERM arrives.
+
+    A stop cancels the running calls (their upstream requests close), answers what it can, and flushes.
+    """
+    calls = Calls()
+    warmup = Warmup(engine, calls)
+    server = build_server(engine, startup_error, calls)
+    # Warming starts once the first answer is written: that answer never waits on an import.
+    wire = StdioWire(fd_in, fd_out, calls, on_first_answer=warmup.start)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, wire.stop, f"received {signum.name}")
+    fallback = loop.call_later(WARMUP_FALLBACK_S, warmup.start)
+    try:
+        async with wire.streams() as (read, write):
             await server.run(read, write, server.create_initialization_options())
-        finally:
+    finally:
+        fallback.cancel()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        with anyio.CancelScope(shield=True):
             await engine.aclose()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 
 
-def claim_stdio() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
+def claim_stdio() -> tuple[int, int]:
     """Take fds 0 and 1 for the wire and point the process's own stdin/stdout elsewhere.
 
     Call this before plugins are imported: a plugin that prints at import, a library that writes a
     banner (litellm does), or a child process inheriting fd 1 can then only reach stderr.
-    Returns text streams (wire in, wire out) that only the transport uses.
+    Returns private duplicates (wire in, wire out) that only the transport uses.
     """
     sys.stdout.flush()
     wire_out = os.dup(1)
@@ -25,6 +24,4 @@ def claim_stdio() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
     os.set_inheritable(wire_in, False)
     sys.stdout = sys.stderr
     sys.stdin = open(os.devnull, encoding="utf-8")
-    reader = io.TextIOWrapper(os.fdopen(wire_in, "rb", buffering=0), encoding="utf-8", errors="replace")
-    writer = io.TextIOWrapper(os.fdopen(wire_out, "wb"), encoding="utf-8", write_through=False)
-    return reader, writer
+    return wire_in, wire_out
