@@ -12,7 +12,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,12 @@ KEY = "sk-bench-0123456789abcdef"
 DELTA = "streamhost/delta"
 
 
-def parse_args(doc: str | None, runs: int) -> argparse.Namespace:
+def parse_args(doc: str | None, runs: int, extra: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=runs, help=f"runs per side (default {runs})")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

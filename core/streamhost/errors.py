@@ -22,7 +22,11 @@ class StreamhostError(Exception):
 
 
 class ConfigError(StreamhostError):
-    """The config file or a setting is wrong; the message names the file, line or key."""
+    """The config file or a setting is wrong; the message names the file, line or key.
+
+    Raised by a plugin's ``configure``, it only needs to name the key: the host adds the file and line.
+    For an unknown key, end the message with ``(known: a, b, c)`` and the host adds the closest one.
+    """
 
 
 class PluginError(StreamhostError):
@@ -94,6 +98,10 @@ class OutputValidationError(StreamhostError):
     def __init__(self, message: str, raw_text: str) -> None:
         super().__init__(message)
         self.raw_text = raw_text
+
+
+class ProgressError(StreamhostError):
+    """Sending progress to the caller failed; the call stops and keeps the text streamed so far."""
 
 
 class FetchError(StreamhostError):

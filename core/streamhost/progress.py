@@ -7,6 +7,8 @@ from typing import Any
 
 import mcp_types as types
 
+from .sinks import beside
+
 DELTA_KEY = "streamhost/delta"
 OFFSET_KEY = "streamhost/offset"
 
@@ -16,7 +18,8 @@ class ProgressSink:
 
     ``progress`` is the update's own ``progress`` when it has one (a tool that knows its ``total``),
     else the count of notifications; either way it strictly increases. Text updates carry the exact
-    delta and its offset in ``_meta``.
+    delta and its offset in ``_meta``. In tail mode an aside (a stall note) is shown after the tail, so
+    the caller keeps seeing the latest text.
     """
 
     def __init__(self, session: Any, request_id: Any, token: str | int | None, mode: str = "tail",
@@ -41,6 +44,8 @@ class ProgressSink:
         if update.kind == "text":
             meta = {DELTA_KEY: update.delta, OFFSET_KEY: update.offset}
             message = update.delta if self.mode == "delta" else update.tail
+        elif update.aside and self.mode == "tail":
+            message = beside(update.tail, update.status)
         else:
             message = update.status
         params = types.ProgressNotificationParams(

@@ -1,20 +1,26 @@
 """The relay: consumes a provider's event stream and feeds a sink, knowing nothing of MCP.
 
 It coalesces fast deltas, sends heartbeats while the model is silent, retries only before any text
-arrived, enforces the call's deadline, and closes the upstream stream however the call ends.
+arrived (never once the call is cancelled), enforces the call's deadline, and closes the upstream
+stream however the call ends. It is where provider output enters the host: text is repaired (no lone
+surrogates), statuses and error messages are scrubbed of secrets, a malformed event is an error, and
+every failure keeps the text streamed before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProviderError, StreamhostError, UpstreamTimeoutError
+from .errors import ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
 from .events import Event, Status, TextDelta, Usage
+from .scrub import repair, scrub
 from .sinks import Sink, Tail, Update
 
 log = logging.getLogger("streamhost.relay")
@@ -44,6 +50,7 @@ class RelayResult:
     ttft_ms: float | None = None
     duration_ms: float = 0.0
     chunks: int = 0
+    """How many text deltas the provider yielded (deltas, not tokens: an upstream may pack several)."""
     attempts: int = 1
 
 
@@ -67,9 +74,12 @@ class _State:
     parts: list[str] = field(default_factory=list)
     length: int = 0
     pending: list[str] = field(default_factory=list)
+    held: str = ""
+    """A high surrogate that ended a delta: its low half may start the next one."""
     tail: Tail = field(default_factory=Tail)
     usage: Usage | None = None
     first_token: float | None = None
+    last_delta: float = 0.0
     chunks: int = 0
     last_text_sent: float = float("-inf")
     last_sent: float = 0.0
@@ -79,7 +89,7 @@ class _State:
         now = time.monotonic()
         ttft = None if self.first_token is None else (self.first_token - self.started) * 1000
         return RelayResult(
-            text="".join(self.parts), usage=self.usage, ttft_ms=ttft,
+            text="".join(self.parts + self.pending), usage=self.usage, ttft_ms=ttft,
             duration_ms=(now - self.started) * 1000, chunks=self.chunks, attempts=self.attempts,
         )
 
@@ -98,21 +108,26 @@ class Relay:
         state.last_sent = state.started
         deadline = state.started + self.settings.deadline_s
         while True:
+            _stop_if_cancelled()
             state.attempts += 1
             try:
-                await self._attempt(open_stream(), sink, state, deadline)
+                await self._attempt(open_stream, sink, state, deadline)
                 return state.result()
             except StreamhostError as exc:
-                wait = self._retry_wait(exc, state, deadline)
+                error = _cleaned(exc)
+                wait = self._retry_wait(error, state, deadline)
                 if wait is None:
-                    raise GenerationFailed(exc, state.result()) from exc
-                # Provider messages usually name the model already ("openai/o3: rate limited ..."): no echo.
-                label = self.settings.label
-                said = exc.message if exc.message.startswith(label) else f"{label}: {exc.message}"
-                log.info("%s; retrying in %.1f s", said, wait)
+                    raise GenerationFailed(error, state.result()) from exc
+            # Provider messages usually name the model already ("openai/o3: rate limited ..."): no echo.
+            label = self.settings.label
+            said = error.message if error.message.startswith(label) else f"{label}: {error.message}"
+            log.info("%s; retrying in %.1f s", said, wait)
+            try:
                 await self._status(sink, state, f"{said} — retrying in {wait:.1f} s "
                                    f"(attempt {state.attempts + 1} of {self.settings.max_retries + 1})")
-                await asyncio.sleep(wait)
+            except ProgressError as lost:
+                raise GenerationFailed(_cleaned(lost), state.result()) from lost
+            await asyncio.sleep(wait)
 
     def _retry_wait(self, exc: StreamhostError, state: _State, deadline: float) -> float | None:
         if not exc.retryable or state.first_token is not None or state.attempts > self.settings.max_retries:
@@ -123,69 +138,92 @@ class Relay:
             return None
         return max(wait, 0.0)
 
-    async def _attempt(self, stream: AsyncIterator[Event], sink: Sink, state: _State, deadline: float) -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        producer = asyncio.create_task(_pump(stream, queue))
+    async def _attempt(self, open_stream: Callable[[], AsyncIterator[Event]], sink: Sink, state: _State,
+                       deadline: float) -> None:
+        inbox = _Inbox()
+        producer = asyncio.create_task(_pump(open_stream, inbox))
         try:
-            while True:
-                item = await self._next(queue, state, deadline)
-                while item is not None:
-                    if item is _END:
-                        await self._flush(sink, state)
-                        return
-                    if isinstance(item, _Failure):
-                        await self._flush(sink, state)
-                        raise _as_streamhost_error(item.error, self.settings.label)
-                    await self._handle(item, sink, state)
-                    item = queue.get_nowait() if not queue.empty() else None
-                now = time.monotonic()
-                if state.pending and now >= state.last_text_sent + self.gap:
-                    await self._flush(sink, state)
-                if now >= state.last_sent + self.settings.heartbeat_s:
-                    await self._status(sink, state, self._heartbeat(now, state))
-                if now >= deadline:
-                    await self._flush(sink, state)
-                    raise UpstreamTimeoutError(
-                        f"{self.settings.label} did not finish within {self.settings.deadline_s:g} s "
-                        "(limits.deadline_s in the config)"
-                    )
+            await self._consume(inbox, sink, state, deadline)
+        except ProgressError:
+            raise
+        except StreamhostError:
+            # Whatever failed, the text that came before it is shown (if the sink still works) and kept.
+            _release_held(state)
+            with contextlib.suppress(ProgressError):
+                await self._flush(sink, state)
+            raise
         finally:
-            if not producer.done():
-                producer.cancel()
+            # The upstream first: on a cancel nothing else matters, and its connection costs money.
+            producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 
-    async def _next(self, queue: asyncio.Queue[Any], state: _State, deadline: float) -> Any:
-        if not queue.empty():
-            return queue.get_nowait()
+    async def _consume(self, inbox: _Inbox, sink: Sink, state: _State, deadline: float) -> None:
+        """Take events until the stream ends; every failure is raised as a StreamhostError."""
+        while True:
+            item = await self._next(inbox, state, deadline)
+            while item is not None:
+                if item is _END:
+                    _release_held(state)
+                    await self._flush(sink, state)
+                    return
+                if isinstance(item, _Failure):
+                    raise _as_streamhost_error(item.error, self.settings.label)
+                await self._handle(item, sink, state)
+                item = inbox.items.popleft() if inbox.items else None
+            now = time.monotonic()
+            if state.pending and now >= state.last_text_sent + self.gap:
+                await self._flush(sink, state)
+            if now >= state.last_sent + self.settings.heartbeat_s:
+                await self._heartbeat(sink, state, now)
+            if now >= deadline:
+                raise UpstreamTimeoutError(
+                    f"{self.settings.label} did not finish within {self.settings.deadline_s:g} s "
+                    "(limits.deadline_s in the config)"
+                )
+
+    async def _next(self, inbox: _Inbox, state: _State, deadline: float) -> Any:
+        if inbox.items:
+            return inbox.items.popleft()
         wake = min(state.last_sent + self.settings.heartbeat_s, deadline)
         if state.pending:
             wake = min(wake, state.last_text_sent + self.gap)
         timeout = wake - time.monotonic()
         if timeout <= 0:
             return None
-        try:
-            return await asyncio.wait_for(queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+        await inbox.wait(timeout)
+        return inbox.items.popleft() if inbox.items else None
 
     async def _handle(self, event: Any, sink: Sink, state: _State) -> None:
         if isinstance(event, TextDelta):
-            if not event.text:
+            text = event.text
+            if type(text) is not str:
+                raise self._bad_event(f"a TextDelta whose text is {type(text).__name__}, not str")
+            if not text:
                 return
             state.chunks += 1
-            state.pending.append(event.text)
+            state.last_delta = time.monotonic()
+            if state.held or not text.isascii():
+                text = _encodable(text, state)
+            if text:
+                state.pending.append(text)
             if state.first_token is None:
-                state.first_token = time.monotonic()
+                state.first_token = state.last_delta
                 await self._flush(sink, state)
                 if self.on_first_token is not None:  # after the text is out: it may write a file
                     self.on_first_token((state.first_token - state.started) * 1000)
         elif isinstance(event, Usage):
             state.usage = event
         elif isinstance(event, Status):
+            if type(event.message) is not str:
+                raise self._bad_event(f"a Status whose message is {type(event.message).__name__}, not str")
             await self._flush(sink, state)
-            await self._status(sink, state, event.message)
+            await self._status(sink, state, scrub(event.message))
         else:
-            log.warning("%s: ignoring unknown event %r", self.settings.label, type(event).__name__)
+            raise self._bad_event(f"a {type(event).__name__} event, which is not a TextDelta, Usage or Status")
+
+    def _bad_event(self, what: str) -> ProviderError:
+        return ProviderError(f"{self.settings.label}: its plugin sent {what} (a bug in the plugin; "
+                             "report it to the plugin's authors)")
 
     async def _flush(self, sink: Sink, state: _State) -> None:
         if not state.pending:
@@ -199,29 +237,108 @@ class Relay:
         if not self.settings.streaming:
             return
         state.last_text_sent = state.last_sent = time.monotonic()
-        await sink.send(Update(kind="text", delta=delta, offset=offset, tail=state.tail.text))
+        await self._send(sink, Update(kind="text", delta=delta, offset=offset, tail=state.tail.text))
 
     async def _status(self, sink: Sink, state: _State, message: str) -> None:
         state.last_sent = time.monotonic()
-        await sink.send(Update(kind="status", status=message, tail=state.tail.text))
+        await self._send(sink, Update(kind="status", status=message, tail=state.tail.text))
 
-    def _heartbeat(self, now: float, state: _State) -> str:
+    async def _heartbeat(self, sink: Sink, state: _State, now: float) -> None:
         elapsed = now - state.started
         if state.first_token is None:
-            return f"waiting for {self.settings.label} ({elapsed:.0f} s)"
-        return f"{self.settings.label}: {state.chunks} tokens so far ({elapsed:.0f} s)"
+            await self._status(sink, state, f"waiting for {self.settings.label} ({elapsed:.0f} s)")
+        elif self.settings.streaming:
+            # Beside the text, not instead of it: the caller's row keeps showing the latest text.
+            state.last_sent = now
+            await self._send(sink, Update(kind="status", status=f"stalled {now - state.last_delta:.0f} s",
+                                          tail=state.tail.text, aside=True))
+        else:
+            chunks = f"{state.chunks} chunk{'' if state.chunks == 1 else 's'}"
+            await self._status(sink, state, f"{self.settings.label}: {chunks} of text so far ({elapsed:.0f} s)")
+
+    async def _send(self, sink: Sink, update: Update) -> None:
+        try:
+            await sink.send(update)
+        except Exception as exc:
+            raise ProgressError(
+                f"{self.settings.label}: sending progress to the caller failed ({type(exc).__name__}: {exc}); "
+                "the call was stopped"
+            ) from exc
 
 
-async def _pump(stream: AsyncIterator[Event], queue: asyncio.Queue[Any]) -> None:
-    """Move events into the queue; always close the stream, so its HTTP request ends with it."""
+def _encodable(text: str, state: _State) -> str:
+    """``text`` after a held high surrogate, repaired; a high surrogate at its end is held for the next delta."""
+    if state.held:
+        text, state.held = state.held + text, ""
     try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        if "\ud800" <= text[-1] <= "\udbff":
+            text, state.held = text[:-1], text[-1]
+        return repair(text)
+    return text
+
+
+def _release_held(state: _State) -> None:
+    """The stream ended: a held high surrogate has no other half coming."""
+    if state.held:
+        state.pending.append("\ufffd")
+        state.held = ""
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError when this task was cancelled, even if something swallowed the cancellation."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Python 3.11+
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
+
+
+class _Inbox:
+    """Events from the producer to the relay: a deque and one waiter.
+
+    Not a Queue with asyncio.wait_for: on 3.11 wait_for can swallow a cancellation that races with an
+    item arriving, and it starts a task per wait. Here a wait is one future and one timer.
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        """Add an item and wake the relay."""
+        self.items.append(item)
+        if self.waiter is not None:
+            _wake(self.waiter)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when an item is put or ``timeout`` seconds have passed; a cancellation always propagates."""
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _pump(open_stream: Callable[[], AsyncIterator[Event]], inbox: _Inbox) -> None:
+    """Move events into the inbox; always close the stream, so its HTTP request ends with it."""
+    stream: AsyncIterator[Event] | None = None
+    try:
+        stream = open_stream()
         async for event in stream:
-            queue.put_nowait(event)
-        queue.put_nowait(_END)
+            inbox.put(event)
+        inbox.put(_END)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        queue.put_nowait(_Failure(exc))
+        inbox.put(_Failure(exc))
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
@@ -236,3 +353,10 @@ def _as_streamhost_error(error: BaseException, label: str) -> StreamhostError:
         return error
     log.error("%s: provider raised an unexpected %s", label, type(error).__name__, exc_info=error)
     return ProviderError(f"{label} failed: {type(error).__name__}: {error} (a bug in its provider plugin?)")
+
+
+def _cleaned(error: StreamhostError) -> StreamhostError:
+    """``error`` with its message scrubbed: upstreams echo keys and send lone surrogates in error text."""
+    error.message = scrub(error.message)
+    error.args = (error.message, *error.args[1:])
+    return error

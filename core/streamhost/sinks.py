@@ -23,6 +23,8 @@ class Update:
     """The last ~200 characters of the text so far, newlines folded."""
     progress: float | None = None
     """How far the call is, in units of the sink's ``total`` (e.g. 2.4 of 5 pages); None: not known."""
+    aside: bool = False
+    """For status: a remark on the text (``stalled 23 s``), to show beside the tail, not instead of it."""
 
 
 class Sink(Protocol):
@@ -57,6 +59,15 @@ def fold_tail(text: str, limit: int = TAIL_CHARS) -> str:
     """The end of ``text`` on one line, at most ``limit`` characters."""
     folded = " ".join(text[-(limit * 2):].split())
     return folded[-limit:]
+
+
+def beside(tail: str, note: str, limit: int = TAIL_CHARS) -> str:
+    """``tail`` cut from the left to leave room for `` … (note)``, all in at most ``limit`` characters."""
+    if not tail:
+        return f"({note})"
+    suffix = f" … ({note})"
+    room = max(limit - len(suffix), 0)
+    return tail[len(tail) - room:] + suffix
 
 
 class Tail:

@@ -58,10 +58,10 @@ class Transcript:
             if self.streaming:
                 await self._send(Update(kind="text", delta=text, offset=offset, tail=self.tail))
 
-    async def status(self, message: str) -> None:
-        """Send a status line of the current step."""
+    async def status(self, message: str, *, aside: bool = False) -> None:
+        """Send a status line of the current step (``aside``: a remark shown beside the text, see Update)."""
         async with self._lock:
-            await self._send(Update(kind="status", status=self._labelled(message), tail=self.tail))
+            await self._send(Update(kind="status", status=self._labelled(message), tail=self.tail, aside=aside))
 
     async def finish(self, total: int, message: str) -> None:
         """The last notification: progress reaches ``total``."""
@@ -100,7 +100,7 @@ class RelayedSink:
                 self.transcript.first_text_at = time.monotonic()
             await self.transcript.write(update.delta)
         else:
-            await self.transcript.status(update.status)
+            await self.transcript.status(update.status, aside=update.aside)
 
     async def settle(self, text: str) -> None:
         """After the call: append what of its final ``text`` did not stream (a model with streaming off)."""
