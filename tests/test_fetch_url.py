@@ -72,10 +72,11 @@ async def test_fetch_url_pages_a_long_document_from_one_fetch(pages_env, mcp_ser
     assert pieces[0].startswith(expected[:10_000]) and "start_index=10000" in pieces[0]
     assert "start_index=20000" in pieces[1] and pieces[2] == expected[20_000:]
     assert "".join(p[:10_000] for p in pieces) == expected
-    assert [r.structured_content["next_start_index"] for r in (first, second, last)] == [10_000, 20_000, None]
-    assert first.structured_content == {
+    assert [r.meta["streamhost/next_start_index"] for r in (first, second, last)] == [10_000, 20_000, None]
+    assert first.meta == {f"streamhost/{key}": value for key, value in {
         "url": url, "final_url": url, "title": "Page long", "content_type": "text/markdown", "truncated": False,
-        "start_index": 0, "next_start_index": 10_000, "total_length": 25_000}
+        "start_index": 0, "next_start_index": 10_000, "total_length": 25_000}.items()}
+    assert first.structured_content is None, "a client given structuredContent shows it instead of the page"
     assert [e["event"] for e in fetch_log(pages_env)] == ["start", "end"], "later slices come from the cache"
     assert "connecting to long" in statuses and "received 25000 bytes" in statuses
 
@@ -109,7 +110,7 @@ async def test_fetch_url_errors_say_what_to_do(pages_env, mcp_serve, arguments, 
 
 
 async def test_the_cache_expires_and_keeps_formats_apart(engine):
-    pages = Pages(engine, DocumentCache(ttl_s=0.2, entries=2))
+    pages = Pages(engine, DocumentCache(ttl_s=1.0, entries=2))  # the first hits must come well within it
     fetcher = engine.registry.fetchers["pages"]
     sink = CollectingSink()
     first = await pages.fetch("page://a", sink)
@@ -120,7 +121,7 @@ async def test_the_cache_expires_and_keeps_formats_apart(engine):
     assert await pages.fetch("page://a", sink) is not first
     import asyncio
 
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.05)
     await pages.fetch("page://b", sink)
     starts = [e["url"] for e in fetcher.log if e["event"] == "start"]
     assert starts == ["page://a", "page://a", "page://b", "page://a", "page://b"]

@@ -17,8 +17,13 @@ WORDS = [f"word{i} " for i in range(30)]
 
 
 async def test_text_streams_while_the_upstream_is_still_sending(llm, home, mcp_serve, want_progress):
-    llm.script("slow-chat", Script(tokens=WORDS, delay_s=0.05))
+    # A 3-second upstream, against milliseconds from an upstream token to the client once the SDK is warm:
+    # "text arrived before the upstream's last token" holds with a wide margin on a slow machine. The first
+    # call of a process pays the SDK's lazy imports after the request is sent: a warm-up call takes them.
+    llm.script("warm", Script(tokens=["ok"]))
+    llm.script("slow-chat", Script(tokens=WORDS * 2, rate=20))
     async with mcp_serve(home.env) as served:
+        await served.session.call_tool("generate", {"prompt": "x", "model": "openai/warm"})
         result = await served.session.call_tool(
             "generate", {"prompt": "count", "model": "openai/slow-chat"}, progress_callback=want_progress
         )
@@ -26,8 +31,8 @@ async def test_text_streams_while_the_upstream_is_still_sending(llm, home, mcp_s
     texts = served.text_progress()
     first = served.arrivals[served.progress.index(texts[0])]
     assert not result.is_error
-    assert result.content[0].text == "".join(WORDS)
-    assert first < record.ended - 1.0, "the first text must reach the client long before the upstream ends"
+    assert result.content[0].text == "".join(WORDS * 2)
+    assert first < record.ended, "the first text must reach the client before the upstream's last token"
     assert len(texts) >= 10, "text must arrive in many notifications, not at the end"
 
 
@@ -43,7 +48,8 @@ async def test_deltas_rebuild_the_final_text_exactly(llm, home, mcp_serve, want_
         )
     texts = served.text_progress()
     final = result.content[0].text
-    assert final == "".join(pieces) == result.structured_content["text"]
+    assert final == "".join(pieces)
+    assert result.structured_content is None, "a client given structuredContent shows it instead of the text"
     assert "".join(p.meta["streamhost/delta"] for p in texts) == final
     assert [p.meta["streamhost/offset"] for p in texts] == [
         sum(len(p.meta["streamhost/delta"]) for p in texts[:i]) for i in range(len(texts))
@@ -57,9 +63,9 @@ async def test_deltas_rebuild_the_final_text_exactly(llm, home, mcp_serve, want_
         else:
             assert len(p.message) <= 200 and "\n" not in p.message
             assert final[: p.meta["streamhost/offset"] + len(p.meta["streamhost/delta"])].split()[-1] in p.message
-    structured = result.structured_content
-    assert structured["model"] == model and structured["usage"]["output_tokens"] == len(pieces)
-    assert structured["ttft_ms"] > 0 and structured["duration_ms"] >= structured["ttft_ms"]
+    meta = result.meta
+    assert meta["streamhost/model"] == model and meta["streamhost/usage"]["output_tokens"] == len(pieces)
+    assert meta["streamhost/ttft_ms"] > 0 and meta["streamhost/duration_ms"] >= meta["streamhost/ttft_ms"]
 
 
 async def test_the_modern_protocol_era_streams_too(llm, home, mcp_serve, want_progress):
@@ -70,6 +76,7 @@ async def test_the_modern_protocol_era_streams_too(llm, home, mcp_serve, want_pr
                                                 progress_callback=want_progress)
     assert {t.name for t in tools.tools} >= {"generate", "list_models"}
     assert result.content[0].text == "".join(WORDS)
+    assert result.meta["streamhost/model"] == "openai/m" and result.structured_content is None
     assert "".join(p.meta["streamhost/delta"] for p in served.text_progress()) == "".join(WORDS)
 
 
@@ -78,7 +85,7 @@ async def test_cancelling_a_call_disconnects_the_upstream_and_the_host_goes_on(l
     llm.script("stalls", Script(tokens=["one ", "two ", "never"], stall_after=2))
     llm.script("after", Script(tokens=["still ", "here"]))
     async with mcp_serve(home.env) as served:
-        with anyio.move_on_after(10) as scope:
+        with anyio.move_on_after(30) as scope:
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: served.session.call_tool(
                     "generate", {"prompt": "x", "model": "openai/stalls"}, progress_callback=want_progress))
@@ -87,9 +94,9 @@ async def test_cancelling_a_call_disconnects_the_upstream_and_the_host_goes_on(l
                 cancelled_at = time.monotonic()
                 group.cancel_scope.cancel()
         assert not scope.cancelled_caught
-        assert await llm.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 5)
+        assert await llm.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 30)
         record = next(r for r in llm.requests if r.model == "stalls")
-        assert record.disconnected_at - cancelled_at < 1.0  # ≈2 ms when idle (bench/cancel.py)
+        assert record.disconnected_at - cancelled_at < 5  # ≈2 ms when idle (bench/cancel.py); the stall is endless
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "openai/after"})
     assert result.content[0].text == "still here"
     events = [(m["event"], m["model"]) for m in map(json.loads, home.metrics.read_text().splitlines())]
@@ -98,7 +105,7 @@ async def test_cancelling_a_call_disconnects_the_upstream_and_the_host_goes_on(l
 
 async def test_heartbeats_while_the_model_thinks(llm, home, mcp_serve, want_progress):
     home.write_config("[streaming]\nheartbeat_s = 0.2\n")
-    llm.script("thinker", Script(tokens=["done"], first_delay_s=1.0, headers_delay=True))
+    llm.script("thinker", Script(tokens=["done"], first_delay_s=2.0, headers_delay=True))  # ~10 heartbeats
     async with mcp_serve(home.env) as served:
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "openai/thinker"},
                                                 progress_callback=want_progress)
@@ -136,7 +143,8 @@ async def test_a_mid_stream_error_keeps_the_partial_text(llm, home, mcp_serve, w
     assert result.is_error
     text = result.content[0].text
     assert "the upstream fell over" in text and "partial answer " in text
-    assert result.structured_content["partial_text"] == "partial answer "
+    assert result.meta["streamhost/partial_text"] == "partial answer "
+    assert result.meta["streamhost/error_type"] == "StreamError" and result.structured_content is None
     assert len([r for r in llm.requests if r.model == "breaks"]) == 1, "no retry after text was streamed"
     error = json.loads(home.metrics.read_text().splitlines()[-1])
     assert error["event"] == "error" and error["error"] == "StreamError" and error["chars"] == len("partial answer ")
@@ -207,7 +215,9 @@ async def test_structured_output_is_validated(llm, home, mcp_serve, want_progres
         bad = await served.session.call_tool(
             "generate", {"prompt": "x", "model": "openai/json-bad", "output_schema": SCHEMA})
     assert not good.is_error
-    assert good.structured_content["output"] == {"city": "Oslo", "population": 709000}
+    assert good.structured_content == {"city": "Oslo", "population": 709000}, "the validated object is the answer"
+    assert json.loads(good.content[0].text) == good.structured_content
+    assert good.meta["streamhost/model"] == "openai/json-good"
     assert served.text_progress() == [], "no partial JSON is streamed"
     sent = next(r for r in llm.requests if r.model == "json-good").body
     assert sent["response_format"]["json_schema"]["schema"] == SCHEMA
@@ -257,7 +267,8 @@ async def test_list_models_shows_defaults_and_aliases_first(home, mcp_serve):
     async with mcp_serve(env) as served:
         result = await served.session.call_tool("list_models", {})
         tools = await served.session.list_tools()
-    models = result.structured_content["models"]
+    models = result.meta["streamhost/models"]
+    assert result.structured_content is None and "openai/gpt-4.1-nano (alias fast" in result.content[0].text
     assert models[0]["id"] == "openai/gpt-4.1" and models[0]["default"]
     assert models[1]["id"] == "openai/gpt-4.1-nano" and models[1]["aliases"] == ["fast"]
     description = next(t for t in tools.tools if t.name == "generate").description
@@ -269,7 +280,7 @@ async def test_an_alias_routes_to_its_model(llm, home, mcp_serve):
     llm.script("target-model", Script(tokens=["routed"]))
     async with mcp_serve(home.env) as served:
         result = await served.session.call_tool("generate", {"prompt": "x", "model": "quick"})
-    assert result.content[0].text == "routed" and result.structured_content["model"] == "openai/target-model"
+    assert result.content[0].text == "routed" and result.meta["streamhost/model"] == "openai/target-model"
 
 
 async def test_default_model_is_used_when_none_is_given(llm, home, mcp_serve):

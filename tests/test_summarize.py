@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import anyio
@@ -103,33 +102,31 @@ async def test_sections_stream_in_order_with_errors_under_their_heading(llm, pag
     assert "[1/4] connecting to first" in statuses and statuses[-1] == "[4/4] done, 2 failed"
     progress_of = {p.message: p.progress for p in served.progress if not p.meta}
     assert 0 < progress_of["[1/4] connecting to first"] < 1
-    structured = result.structured_content
-    assert [(r["url"], r["title"], r["summary"], r["error"]) for r in structured["results"]] == [
+    meta = {key.removeprefix("streamhost/"): value for key, value in result.meta.items()}
+    assert result.structured_content is None, "a client given structuredContent shows it instead of the text"
+    assert [(r["url"], r["title"], r["summary"], r["error"]) for r in meta["results"]] == [
         (urls[0], "First page", summary, None),
         (urls[1], None, "", "page://broken?fail=HTTP+404+Not+Found: HTTP 404 Not Found"),
         (urls[2], "Third", summary, None),
         (urls[3], None, "", "no fetcher serves ftp: URLs like ftp://elsewhere/x; schemes served: page")]
-    assert structured["model"] == "openai/sum" and structured["text"] == text
-    assert structured["usage"]["output_tokens"] == 2 * len(SUMMARY)
-    assert 300 <= structured["ttft_ms"] <= structured["duration_ms"]
+    assert meta["model"] == "openai/sum" and meta["error"] is None
+    assert meta["usage"]["output_tokens"] == 2 * len(SUMMARY)
+    assert 300 <= meta["ttft_ms"] <= meta["duration_ms"]
     assert "First page" in prompts(llm, "sum")[0] and "Sentence 1 of section 1 of first" in prompts(llm, "sum")[0]
 
 
 async def test_every_page_is_fetched_before_the_first_summary_ends(llm, pages_env, mcp_serve):
-    llm.script("slow", Script(tokens=SUMMARY, rate=8))  # ≈0.75 s per summary
+    # The first summary streams for 2.5 s; the two rounds of fetches (concurrency 4) take 0.6 s of it.
+    llm.script("slow", Script(tokens=SUMMARY, rate=2), Script(tokens=SUMMARY))
     urls = [f"page://p{i}?delay=0.3" for i in range(6)]
     async with mcp_serve(pages_env) as served:
-        started = time.monotonic()
         result = await served.session.call_tool("summarize_urls", {"urls": urls, "model": "openai/slow"})
-        elapsed = time.monotonic() - started
     assert not result.is_error
     log = fetch_log(pages_env)
     first_summary_end = min(r.ended for r in llm.requests if r.model == "slow")
     starts = [e["t"] for e in log if e["event"] == "start"]
     assert len(starts) == 6 and max(starts) < first_summary_end
-    assert max(e["t"] for e in log if e["event"] == "end") < first_summary_end + 0.1
-    # Two rounds of fetches at concurrency 4 would take 0.6 s: only the first 0.3 s is not hidden.
-    assert elapsed < 0.3 + 6 * 0.75 + 1.0
+    assert max(e["t"] for e in log if e["event"] == "end") < first_summary_end, "fetching hides behind summaries"
 
 
 async def test_a_long_page_is_mapped_then_reduced_and_only_the_reduce_streams(llm, make_engine, test_plugins):
@@ -207,7 +204,8 @@ async def test_a_model_error_every_page_would_hit_stops_the_call(llm, pages_env,
         unknown = await served.session.call_tool("summarize_urls", {"urls": ["page://a"], "model": "nope/x"})
         empty = await served.session.call_tool("summarize_urls", {"urls": []})
     assert denied.is_error and "## [1/2] Page a" in denied.content[0].text
-    first, second = denied.structured_content["results"]
+    first, second = denied.meta["streamhost/results"]
+    assert denied.meta["streamhost/error"] and denied.structured_content is None
     assert first["title"] == "Page a" and "the summary failed: " in first["error"]
     assert f"## [1/2] Page a\n\n**Error:** {first['error']}" in denied.content[0].text
     assert second["title"] is None and second["error"].startswith("not summarized: ")
@@ -233,7 +231,7 @@ async def test_cancel_stops_the_summary_and_the_prefetches(llm, pages_env, mcp_s
     llm.script("after", Script(tokens=["still here"]))
     urls = ["page://a", *[f"page://slow{i}?delay=30" for i in range(5)]]
     async with mcp_serve(pages_env) as served:
-        with anyio.move_on_after(10) as scope:
+        with anyio.move_on_after(30) as scope:
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: served.session.call_tool(
                     "summarize_urls", {"urls": urls, "model": "openai/stall"}, progress_callback=want_progress))
@@ -241,7 +239,7 @@ async def test_cancel_stops_the_summary_and_the_prefetches(llm, pages_env, mcp_s
                     await anyio.sleep(0.01)
                 group.cancel_scope.cancel()
         assert not scope.cancelled_caught
-        assert await llm.await_for(lambda rs: any(r.model == "stall" and r.disconnected for r in rs), 5)
+        assert await llm.await_for(lambda rs: any(r.model == "stall" and r.disconnected for r in rs), 30)
         after = await served.session.call_tool("summarize_urls", {"urls": ["page://a"], "model": "openai/after"})
     events = {(e["url"], e["event"]) for e in fetch_log(pages_env)}
     assert {("page://slow0?delay=30", "cancelled"), ("page://slow2?delay=30", "cancelled")} <= events
@@ -281,7 +279,7 @@ def test_ctrl_c_stops_streamhost_summarize_and_its_upstream_request(llm, pages_e
         process.kill()
     assert process.returncode == 130 and "cancelled" in err
     assert shown == "## [1/2] Page a\n\none " and "## [2/2]" not in out
-    assert llm.wait_for(lambda rs: any(r.model == "stall" and r.disconnected for r in rs), 5)
+    assert llm.wait_for(lambda rs: any(r.model == "stall" and r.disconnected for r in rs), 30)
     assert ("page://b?delay=30", "cancelled") in {(e["url"], e["event"]) for e in fetch_log(pages_env)}
 
 

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,12 @@ from .loading import Registry, load_plugins
 from .metrics import Metrics, default_metrics_path
 from .providers import GenerationRequest, Provider
 from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
+from .scrub import watch
 from .sinks import Sink
-from .structured import check_schema, parse_output, schema_instruction
+from .structured import checked_schema, parse_output, schema_instruction
 
 log = logging.getLogger("streamhost.engine")
+WARM_IDLE_POLL_S = 0.2
 _calls = itertools.count(1)
 
 
@@ -48,18 +52,11 @@ class Generation:
     duration_ms: float
     output: Any = None
 
-    def structured(self) -> dict[str, Any]:
-        """The result's structuredContent."""
-        data: dict[str, Any] = {
-            "text": self.text,
-            "model": self.model,
-            "usage": self.usage,
-            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
-            "duration_ms": round(self.duration_ms, 1),
-        }
-        if self.output is not None:
-            data["output"] = self.output
-        return data
+    def metadata(self) -> dict[str, Any]:
+        """What a result reports besides the answer: ``model``, ``usage`` (None when the provider did not
+        report it), ``ttft_ms`` (None when no text came) and ``duration_ms``."""
+        return {"model": self.model, "usage": self.usage, "ttft_ms": _ms(self.ttft_ms),
+                "duration_ms": _ms(self.duration_ms)}
 
 
 class Engine:
@@ -78,12 +75,22 @@ class Engine:
         config = load_config()
         return cls(config, load_plugins(config, extra=extra_plugins or []))
 
-    def warm_in_background(self) -> threading.Thread:
-        """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it."""
+    def warm_in_background(self, idle: Callable[[], bool] | None = None) -> threading.Thread:
+        """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it.
+
+        The default model's provider goes first: the first call most likely needs it. With ``idle``,
+        each of the others waits until ``idle()`` is true (no call running): an import holds the GIL
+        for long stretches and would slow a running call by as much.
+        """
 
         def warm() -> None:
-            plugins: list[Provider | Fetcher] = [*self.registry.providers.values(), *self.registry.fetchers.values()]
-            for plugin in plugins:
+            default = self.catalog.default_model() or ""
+            first = self.config.aliases.get(default, default).split("/", 1)[0]
+            providers = sorted(self.registry.providers.values(), key=lambda provider: provider.name != first)
+            plugins: list[Provider | Fetcher] = [*providers, *self.registry.fetchers.values()]
+            for index, plugin in enumerate(plugins):
+                while index and idle is not None and not idle():
+                    time.sleep(WARM_IDLE_POLL_S)
                 try:
                     plugin.warm()
                 except Exception as exc:
@@ -101,7 +108,7 @@ class Engine:
             except Exception as exc:
                 log.debug("closing provider %s failed: %r", provider.name, exc)
 
-    def _request(self, args: GenerateArgs) -> tuple[Resolved, GenerationRequest]:
+    def _request(self, args: GenerateArgs, schema: dict[str, Any] | None) -> tuple[Resolved, GenerationRequest]:
         if not isinstance(args.prompt, str) or not args.prompt.strip():
             raise InvalidArgumentError("prompt must be a non-empty string")
         if args.model is not None and not isinstance(args.model, str):
@@ -117,7 +124,6 @@ class Engine:
         if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
                                        or max_tokens < 1):
             raise InvalidArgumentError(f"max_tokens must be a whole number ≥ 1, got {max_tokens!r}")
-        schema = None if args.output_schema is None else check_schema(args.output_schema)
         resolved = self.catalog.resolve(args.model)
         system = args.system
         if schema is not None and (resolved.info is None or not resolved.info.supports_schema):
@@ -144,7 +150,10 @@ class Engine:
 
     async def generate(self, args: GenerateArgs, sink: Sink) -> Generation:
         """Run one call, streaming into ``sink``. Raises StreamhostError on bad input, GenerationFailed later."""
-        resolved, request = self._request(args)
+        resolved, request = self._request(args, await checked_schema(args.output_schema))
+        # The relay and the log filter mask these variables' values wherever upstream text shows up.
+        watch(*(p.key_variable() for p in self.registry.providers.values()),
+              resolved.provider.key_variable_for(resolved.name))
         streaming = self.config.streaming_for(resolved.full) and request.output_schema is None
         fields = {"call": next(_calls), "model": resolved.full, "provider": resolved.provider.name}
         relay = Relay(
@@ -157,7 +166,8 @@ class Engine:
             output = None
             if request.output_schema is not None:
                 try:
-                    output = parse_output(result.text, request.output_schema)
+                    # Off the event loop: validating against a large schema takes a while.
+                    output = await asyncio.to_thread(parse_output, result.text, request.output_schema)
                 except OutputValidationError as exc:
                     raise GenerationFailed(exc, result) from exc
         except asyncio.CancelledError:

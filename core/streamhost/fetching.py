@@ -44,8 +44,8 @@ class Page:
             notes.append("The page was larger than the fetcher's size limit ([fetch] max_bytes) and was cut.")
         return "\n".join(f"<note>{note}</note>" for note in notes)
 
-    def structured(self) -> dict[str, Any]:
-        """fetch_url's structuredContent."""
+    def metadata(self) -> dict[str, Any]:
+        """What fetch_url reports besides the text: where the page came from and where this slice sits in it."""
         doc = self.document
         return {"url": doc.url, "final_url": doc.final_url, "title": doc.title, "content_type": doc.content_type,
                 "truncated": doc.truncated, "start_index": self.start_index,

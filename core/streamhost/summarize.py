@@ -42,7 +42,7 @@ class PageSummary:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """One entry of structuredContent's ``results``."""
+        """One entry of the result's ``results``."""
         return {"url": self.url, "final_url": self.final_url, "title": self.title, "summary": self.summary,
                 "error": self.error}
 
@@ -60,11 +60,13 @@ class Summaries:
     error: str | None = None
     """Set when the call stopped early (a model error that every page would hit)."""
 
-    def structured(self) -> dict[str, Any]:
-        """The result's structuredContent."""
-        return {"text": self.text, "results": [r.as_dict() for r in self.results], "model": self.model,
-                "usage": self.usage, "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
-                "duration_ms": round(self.duration_ms, 1), "error": self.error}
+    def metadata(self) -> dict[str, Any]:
+        """What the result reports besides the text: ``model``, ``usage``, ``ttft_ms``, ``duration_ms``,
+        ``results`` (one entry per URL, in order) and ``error`` (why the call stopped early, else None)."""
+        return {"model": self.model, "usage": self.usage,
+                "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
+                "duration_ms": round(self.duration_ms, 1), "results": [r.as_dict() for r in self.results],
+                "error": self.error}
 
 
 def check_urls(urls: Any) -> list[str]:

@@ -17,9 +17,13 @@ from .fetchers import FORMATS
 from .fetching import DEFAULT_MAX_LENGTH, Pages, page_of
 from .sinks import Sink
 from .summarize import MAX_URLS, Summarizer, check_urls
-from .tools import ToolSpec, error_result, text_result
+from .tools import MAX_MODEL_CHARS, MODEL_TOO_LONG, ToolSpec, error_result, meta_of, text_result
 
 MAX_LENGTH_LIMIT = 1_000_000
+MAX_URL_CHARS = 8_192
+"""Longer than what web servers accept (8 KB for the whole request line is common)."""
+MAX_QUERY_CHARS = 10_000
+URL_TOO_LONG = "Give the page's address; web servers refuse URLs this long anyway."
 
 
 def web_tools(engine: Engine) -> list[ToolSpec]:
@@ -48,7 +52,8 @@ def fetch_url_tool(pages: Pages) -> ToolSpec:
     schema = {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "description": f"The page's URL ({', '.join(schemes)})."},
+            "url": {"type": "string", "maxLength": MAX_URL_CHARS,
+                    "description": f"The page's URL ({', '.join(schemes)})."},
             "max_length": {"type": "integer", "minimum": 1, "maximum": MAX_LENGTH_LIMIT,
                            "description": f"Characters to return. Default {DEFAULT_MAX_LENGTH}."},
             "start_index": {"type": "integer", "minimum": 0,
@@ -72,7 +77,7 @@ def fetch_url_tool(pages: Pages) -> ToolSpec:
         document = await pages.fetch(url.strip(), sink, format=format)
         page = page_of(document, start_index, max_length)
         text = "\n\n".join(filter(None, [page.text, page.note]))
-        return text_result(text, page.structured())
+        return text_result(text, meta_of(page.metadata()))
 
     tool = types.Tool(
         name="fetch_url",
@@ -84,7 +89,7 @@ def fetch_url_tool(pages: Pages) -> ToolSpec:
         input_schema=schema,
         annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=True),
     )
-    return ToolSpec(tool=tool, handler=handler)
+    return ToolSpec(tool=tool, handler=handler, too_long={"url": URL_TOO_LONG})
 
 
 def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
@@ -94,10 +99,13 @@ def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
     schema = {
         "type": "object",
         "properties": {
-            "urls": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_URLS,
+            "urls": {"type": "array", "items": {"type": "string", "maxLength": MAX_URL_CHARS},
+                     "minItems": 1, "maxItems": MAX_URLS,
                      "description": f"The pages to summarize, 1 to {MAX_URLS}, in the order to report them."},
-            "query": {"type": "string", "description": "What to focus the summaries on (optional)."},
-            "model": {"type": "string", "description": f"PROVIDER/NAME or an alias. Default: {default or 'none'}."},
+            "query": {"type": "string", "maxLength": MAX_QUERY_CHARS,
+                      "description": "What to focus the summaries on (optional)."},
+            "model": {"type": "string", "maxLength": MAX_MODEL_CHARS,
+                      "description": f"PROVIDER/NAME or an alias. Default: {default or 'none'}."},
         },
         "required": ["urls"],
         "additionalProperties": False,
@@ -107,8 +115,8 @@ def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
         urls = check_urls(arguments["urls"])
         result = await summarizer.run(urls, sink, query=arguments.get("query"), model=arguments.get("model"))
         if result.error is not None:
-            return error_result(f"{result.text}\n\nStopped: {result.error}", result.structured())
-        return text_result(result.text, result.structured())
+            return error_result(f"{result.text}\n\nStopped: {result.error}", meta_of(result.metadata()))
+        return text_result(result.text, meta_of(result.metadata()))
 
     def total(arguments: dict[str, Any]) -> float | None:
         urls = arguments.get("urls")
@@ -126,4 +134,6 @@ def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
         input_schema=schema,
         annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=True),
     )
-    return ToolSpec(tool=tool, handler=handler, total=total)
+    too_long = {"urls": URL_TOO_LONG, "model": MODEL_TOO_LONG,
+                "query": "Ask a shorter question: it goes into the prompt of every page."}
+    return ToolSpec(tool=tool, handler=handler, total=total, too_long=too_long)
