@@ -93,7 +93,7 @@ def test_chat_mid_stream_error_raises_api_error(server: LLMTestServer, client: o
         for chunk in client.chat.completions.create(model="m", messages=USER, stream=True):
             got.append(chunk.choices[0].delta.content or "")
     assert got == ["a", "b"]
-    assert server.wait_for(lambda rs: rs[-1].ended is not None)
+    assert server.wait_for(lambda rs: rs[-1].ended is not None, timeout=30)
     rec = last(server)
     assert rec.tokens_sent == 2 and not rec.disconnected
 
@@ -260,13 +260,13 @@ def test_stall_then_client_close_is_recorded_quickly(server: LLMTestServer) -> N
             assert got == ["a", "b"]
             closed_at = time.monotonic()
             await stream.close()
-            assert await server.await_for(lambda rs: rs[-1].disconnected, timeout=2.0)
+            assert await server.await_for(lambda rs: rs[-1].disconnected, timeout=30)
             return closed_at
 
     closed_at = asyncio.run(main())
     rec = last(server)
     assert rec.disconnected and rec.disconnected_at is not None and rec.ended is not None
-    assert rec.disconnected_at - closed_at < 0.5
+    assert rec.disconnected_at - closed_at < 5  # ≈1 ms when idle; the stall alone would last until stop()
     assert rec.tokens_sent == 2
 
 
@@ -278,11 +278,11 @@ def test_disconnect_during_first_delay_detected_without_writes(server: LLMTestSe
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        assert server.wait_for(lambda rs: len(rs) == 1)
+        assert server.wait_for(lambda rs: len(rs) == 1, timeout=30)
     closed_at = time.monotonic()
-    assert server.wait_for(lambda rs: rs[-1].disconnected, timeout=2.0)
+    assert server.wait_for(lambda rs: rs[-1].disconnected, timeout=30)
     rec = last(server)
-    assert rec.disconnected_at is not None and rec.disconnected_at - closed_at < 0.5
+    assert rec.disconnected_at is not None and rec.disconnected_at - closed_at < 5  # the delay is 30 s
     assert rec.tokens_sent == 0 and rec.first_token is None
 
 
@@ -290,7 +290,7 @@ def test_stop_closes_stalled_connections() -> None:
     srv = LLMTestServer().start()
     srv.start()  # idempotent
     srv.script("m", Script(tokens=["a"], stall_after=1))
-    with httpx2.Client(timeout=10) as client:
+    with httpx2.Client(timeout=60) as client:
         with client.stream("POST", srv.url + "/chat/completions", json={"model": "m", "stream": True}) as resp:
             lines = resp.iter_lines()
             assert next(lines).startswith("data: ")
@@ -299,7 +299,7 @@ def test_stop_closes_stalled_connections() -> None:
             with pytest.raises(httpx2.HTTPError):
                 for _ in lines:
                     pass
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < 30, "stop() must close the stall, not the client's 60 s timeout"
     srv.stop()  # idempotent
     rec = srv.requests[-1]
     assert rec.ended is not None and not rec.disconnected and rec.tokens_sent == 1
@@ -314,15 +314,15 @@ def test_rate_pacing_on_absolute_schedule(server: LLMTestServer, client: openai.
     n = sum(1 for c in client.chat.completions.create(model="m", messages=USER, stream=True) if c.choices)
     elapsed = time.monotonic() - started
     assert n == 201  # 200 tokens + finish chunk
-    assert 0.15 < elapsed < 1.5
+    assert 0.15 < elapsed < 10  # the lower bound is the pacing; the upper one only catches a runaway
     rec = last(server)
     assert rec.first_token is not None and rec.ended is not None
-    assert 0.15 < rec.ended - rec.first_token < 1.0
+    assert 0.15 < rec.ended - rec.first_token < 10
 
 
 def test_first_delay_before_or_after_headers(server: LLMTestServer) -> None:
-    server.script("late-headers", Script(tokens=["x"], first_delay_s=0.3, headers_delay=True))
-    server.script("late-token", Script(tokens=["x"], first_delay_s=0.3))
+    server.script("late-headers", Script(tokens=["x"], first_delay_s=1.0, headers_delay=True))
+    server.script("late-token", Script(tokens=["x"], first_delay_s=1.0))
     for model, headers_late in (("late-headers", True), ("late-token", False)):
         started = time.monotonic()
         body = {"model": model, "messages": USER, "stream": True}
@@ -330,10 +330,11 @@ def test_first_delay_before_or_after_headers(server: LLMTestServer) -> None:
             headers_at = time.monotonic() - started
             resp.read()
         total = time.monotonic() - started
-        assert total >= 0.29
-        assert (headers_at >= 0.29) is headers_late
+        assert total >= 0.99
+        # Headers either wait out the delay, or come at once and leave the wait to the body (margin 0.5 s).
+        assert headers_at >= 0.99 if headers_late else total - headers_at >= 0.5
         rec = last(server)
-        assert rec.first_token is not None and rec.first_token - rec.started >= 0.29
+        assert rec.first_token is not None and rec.first_token - rec.started >= 0.99
 
 
 def test_delay_s_between_tokens(server: LLMTestServer, client: openai.OpenAI) -> None:
@@ -366,7 +367,7 @@ def test_request_records(server: LLMTestServer, client: openai.OpenAI) -> None:
     client.chat.completions.create(model="a", messages=USER, stream=True).close()
     list(client.chat.completions.create(model="a", messages=USER, stream=True))
     client.responses.create(model="b", input="hi")
-    assert server.wait_for(lambda rs: len(rs) == 3 and all(r.ended is not None for r in rs))
+    assert server.wait_for(lambda rs: len(rs) == 3 and all(r.ended is not None for r in rs), timeout=30)
     records = server.requests
     full = records[1]
     assert (full.method, full.path, full.model, full.api, full.stream) == (
@@ -434,7 +435,7 @@ def test_await_for_from_another_loop_and_script_validation(server: LLMTestServer
     async def main() -> tuple[bool, bool]:
         hit = await server.await_for(lambda rs: any(r.model == "w" for r in rs), timeout=0.05)
         await asyncio.to_thread(lambda: client.chat.completions.create(model="w", messages=USER))
-        return hit, await server.await_for(lambda rs: any(r.model == "w" for r in rs), timeout=2)
+        return hit, await server.await_for(lambda rs: any(r.model == "w" for r in rs), timeout=30)
 
     assert asyncio.run(main()) == (False, True)
     with pytest.raises(ValueError):

@@ -74,7 +74,8 @@ async def test_run_host_streams_generate_to_a_real_client_session():
     assert not call.is_error, call.text
     assert call.deltas[0] == "one " and len(call.deltas) >= 2  # the first piece at once, the rest coalesced
     assert call.streamed_text == call.text == "".join(WORDS)
-    assert call.structured["usage"] == {"input_tokens": 1, "output_tokens": 4}
+    assert call.meta["streamhost/usage"] == {"input_tokens": 1, "output_tokens": 4}
+    assert call.structured == {}, "the answer is the text: no structuredContent for a client to prefer"
     progress = [p.progress for p in call.progress]
     assert progress == sorted(set(progress))
 
@@ -86,7 +87,7 @@ async def test_run_host_takes_the_config_as_a_dict_or_toml_text():
     for config in (dict_config, toml_config):
         async with run_host(CountingPlugin(), config=config) as host:
             call = await host.call("generate", {"prompt": "hi", "model": "fast"})
-        assert call.structured["model"] == "count/up"
+        assert call.meta["streamhost/model"] == "count/up"
         assert call.deltas == WORDS  # coalesce_ms = 0: one notification per piece
         assert host.engine.metrics.enabled is False
 
@@ -99,7 +100,7 @@ async def test_a_failed_call_keeps_the_streamed_text_and_progress_can_be_off():
 
     assert failed.is_error
     assert "count broke after two words" in failed.text
-    assert failed.structured["partial_text"] == failed.streamed_text == "one two "
+    assert failed.meta["streamhost/partial_text"] == failed.streamed_text == "one two "
     assert quiet.progress == [] and quiet.text == "".join(WORDS)
 
 

@@ -48,8 +48,13 @@ class ToolCall:
 
     @property
     def structured(self) -> dict[str, Any]:
-        """The result's ``structuredContent`` (empty when there is none)."""
+        """The result's ``structuredContent``: only ``output_schema`` answers have one (empty otherwise)."""
         return dict(self.result.structured_content or {})
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The result's ``_meta``: ``streamhost/model``, ``streamhost/usage``, … (empty when there is none)."""
+        return dict(self.result.meta or {})
 
     @property
     def deltas(self) -> list[str]:

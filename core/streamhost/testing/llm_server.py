@@ -46,6 +46,7 @@ class LLMTestServer:
         self._life = threading.Lock()
         self._scripts: dict[str, list[Script]] = {}
         self._models: list[str] | None = None
+        self._models_delay_s = 0.0
         self._records: list[RequestRecord] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,10 +152,11 @@ class LLMTestServer:
             else:
                 self._scripts.pop(model, None)
 
-    def set_models(self, ids: list[str]) -> None:
-        """Set what ``GET /v1/models`` lists (default: every scripted model name, sorted)."""
+    def set_models(self, ids: list[str], delay_s: float = 0.0) -> None:
+        """Set what ``GET /v1/models`` lists (default: every scripted model name, sorted), in that order,
+        answered after ``delay_s`` seconds (a slow endpoint)."""
         with self._lock:
-            self._models = list(ids)
+            self._models, self._models_delay_s = list(ids), delay_s
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -247,7 +249,8 @@ class LLMTestServer:
                     self._set(rec, ended=now)
         if exc is not None and not isinstance(exc, ConnectionError):
             raise exc
-        return exc is None and not respond.cancelled() and req.keep_alive and conn.eof_at is None
+        kept = exc is None and not respond.cancelled() and respond.result() is not False
+        return kept and req.keep_alive and conn.eof_at is None
 
     def _record(self, req: http_wire.HttpRequest) -> RequestRecord:
         body: dict[str, Any] | None = None
@@ -290,7 +293,8 @@ class LLMTestServer:
 
     # ------------------------------------------------------------------ responses
 
-    async def _respond(self, req: http_wire.HttpRequest, rec: RequestRecord, w: asyncio.StreamWriter) -> None:
+    async def _respond(self, req: http_wire.HttpRequest, rec: RequestRecord, w: asyncio.StreamWriter) -> bool | None:
+        """Write the reply; False when it closed the connection (a scripted ``drop_connection``)."""
         # Records are updated just before each write, so a client that has read something
         # always sees it reflected in the records (StreamWriter.write hands bytes to the socket).
         async def send_json(status: int, obj: Any, headers: tuple[str, ...] = (), tokens: int = 0) -> None:
@@ -305,7 +309,9 @@ class LLMTestServer:
         if rec.api == "models" and req.method == "GET":
             with self._lock:
                 ids = list(self._models) if self._models is not None else sorted(self._scripts)
+                delay_s = self._models_delay_s
             if req.path == "/v1/models":
+                await asyncio.sleep(delay_s)
                 return await send_json(200, wire.models_list(ids))
             mid = req.path[len("/v1/models/") :]
             if mid in ids:
@@ -330,7 +336,7 @@ class LLMTestServer:
 
         if not rec.stream:
 
-            async def collect(token: str) -> None:
+            async def collect(token: Any) -> None:
                 pieces.append(token)
 
             outcome = await self._play(script, tokens, t0, collect)
@@ -338,7 +344,7 @@ class LLMTestServer:
                 await asyncio.Event().wait()  # until the client leaves or the server stops
             usage = self._usage(script, body, len(pieces))
             failure = script.error_kind if outcome == "error" else None
-            text = "".join(pieces)
+            text = "".join(map(wire.token_text, pieces))
             status, obj = wire.final_reply(
                 rec.api, body, model, created, text, usage, script.finish_reason, failure, script.error_message
             )
@@ -352,7 +358,7 @@ class LLMTestServer:
             w.write(http_wire.chunk(head))
         await w.drain()
 
-        async def send(token: str) -> None:
+        async def send(token: Any) -> None:
             data = http_wire.chunk(fmt.token(token))
             pieces.append(token)
             if rec.first_token is None:
@@ -365,7 +371,17 @@ class LLMTestServer:
         outcome = await self._play(script, tokens, t0, send)
         if outcome == "stall":
             await asyncio.Event().wait()  # until the client leaves or the server stops
-        text, usage = "".join(pieces), self._usage(script, body, len(pieces))
+        text, usage = "".join(map(wire.token_text, pieces)), self._usage(script, body, len(pieces))
+        if outcome == "end":
+            tail = fmt.cut(script.end_with, text)
+            self._set(rec, ended=time.monotonic())
+            if script.drop_connection:
+                w.write(http_wire.chunk(tail) if tail else b"")
+                w.close()  # flushes what is buffered, then FIN: the chunked body never ends
+                return False
+            w.write(http_wire.chunk(tail, last=True) if tail else b"0\r\n\r\n")
+            await w.drain()
+            return None
         if outcome == "error":
             tail = fmt.failure(script.error_kind, script.error_message, text, usage)
         else:
@@ -381,11 +397,13 @@ class LLMTestServer:
         return script.usage if script.usage is not None else (wire.count_prompt_words(body), completion)
 
     @staticmethod
-    async def _play(script: Script, tokens: list[str], t0: float, send: Callable[[str], Awaitable[None]]) -> str | None:
-        """Emit tokens on the script's schedule; returns None, "error" or "stall" (where it stopped)."""
+    async def _play(script: Script, tokens: list[Any], t0: float, send: Callable[[Any], Awaitable[None]]) -> str | None:
+        """Emit tokens on the script's schedule; returns None, "error", "end" or "stall" (where it stopped)."""
         stop_at, outcome = len(tokens), None
         if script.error_after is not None:
             stop_at, outcome = min(script.error_after, stop_at), "error"
+        if script.end_after is not None and min(script.end_after, len(tokens)) <= stop_at:
+            stop_at, outcome = min(script.end_after, len(tokens)), "end"
         if script.stall_after is not None and min(script.stall_after, len(tokens)) <= stop_at:
             stop_at, outcome = min(script.stall_after, len(tokens)), "stall"
         loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ __all__ = [
     "models_list",
     "response_object",
     "sse",
+    "token_text",
 ]
 
 
@@ -43,11 +44,24 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def _json_bytes(obj: Any) -> bytes:
+    """Compact JSON as UTF-8; text UTF-8 cannot hold (a lone surrogate) goes out as ``\\uXXXX`` escapes."""
+    try:
+        return _dumps(obj).encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def token_text(token: Any) -> str:
+    """What a scripted token adds to the reply's text (a non-``str`` token: its JSON)."""
+    return token if isinstance(token, str) else json.dumps(token)
+
+
 def sse(data: Any, event: str | None = None) -> bytes:
     """Encode one SSE event (``event: NAME`` line optional); ``data`` is JSON-encoded unless ``str``."""
-    payload = data if isinstance(data, str) else _dumps(data)
+    payload = data.encode() if isinstance(data, str) else _json_bytes(data)
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {payload}\n\n".encode()
+    return f"{head}data: ".encode() + payload + b"\n\n"
 
 
 # --------------------------------------------------------------------------- requests
@@ -162,7 +176,7 @@ class ChatStream:
     """SSE frames of a streamed chat completion (``chat.completion.chunk`` events).
 
     Same interface as :class:`ResponsesStream`: :meth:`start`, :meth:`token`,
-    :meth:`success`, :meth:`failure`.
+    :meth:`success`, :meth:`cut`, :meth:`failure`.
     """
 
     def __init__(self, body: dict[str, Any], model: str, created: int, finish_reason: str) -> None:
@@ -180,11 +194,11 @@ class ChatStream:
         """Frames before the first token (none for chat completions)."""
         return b""
 
-    def token(self, token: str) -> bytes:
+    def token(self, token: Any) -> bytes:
         """Frame for one content token; the first one also carries ``role: assistant``."""
         role = b'"role":"assistant",' if self._first else b""
         self._first = False
-        return self._prefix + role + b'"content":' + _dumps(token).encode() + self._suffix
+        return self._prefix + role + b'"content":' + _json_bytes(token) + self._suffix
 
     def success(self, text: str, usage: tuple[int, int]) -> bytes:
         """Finish chunk (empty delta), the usage chunk if requested, then ``data: [DONE]``."""
@@ -192,6 +206,14 @@ class ChatStream:
         if self._include_usage:
             out += sse({**self._base, "choices": [], "usage": _chat_usage(*usage)})
         return out + b"data: [DONE]\n\n"
+
+    def cut(self, frames: tuple[str, ...], text: str) -> bytes:
+        """The frames of ``frames`` a stream cut short still sends: "finish" (the chunk with
+        ``finish_reason``, no usage), "done" (``data: [DONE]``); ``text`` is unused."""
+        out = b""
+        if "finish" in frames:
+            out += sse({**self._base, "choices": [{"index": 0, "delta": {}, "finish_reason": self._finish_reason}]})
+        return out + (b"data: [DONE]\n\n" if "done" in frames else b"")
 
     def failure(self, kind: str, message: str, text: str, usage: tuple[int, int]) -> bytes:
         """Mid-stream error as the API sends it: a data line holding ``{"error": ...}`` (``kind`` ignored)."""
@@ -296,11 +318,11 @@ class ResponsesStream:
             ]
         )
 
-    def token(self, token: str) -> bytes:
+    def token(self, token: Any) -> bytes:
         """One ``response.output_text.delta`` frame."""
         seq = self.seq
         self.seq += 1
-        return self._delta_prefix + _dumps(token).encode() + b',"sequence_number":%d,"logprobs":[]}\n\n' % seq
+        return self._delta_prefix + _json_bytes(token) + b',"sequence_number":%d,"logprobs":[]}\n\n' % seq
 
     def _close_item(self, text: str, item_status: str) -> bytes:
         part = {"item_id": MESSAGE_ID, "output_index": 0, "content_index": 0}
@@ -316,6 +338,12 @@ class ResponsesStream:
         """``response.output_text.done`` .. ``response.completed`` frames."""
         resp = self._response("completed", text=text, usage=usage)
         return self._close_item(text, "completed") + self._event("response.completed", {"response": resp})
+
+    def cut(self, frames: tuple[str, ...], text: str) -> bytes:
+        """The frames of ``frames`` a stream cut short still sends: "finish" (the events closing the
+        message item, never ``response.completed``), "done" (``data: [DONE]``, which this API never sends)."""
+        out = self._close_item(text, "completed") if "finish" in frames else b""
+        return out + (b"data: [DONE]\n\n" if "done" in frames else b"")
 
     def failure(self, kind: str, message: str, text: str, usage: tuple[int, int]) -> bytes:
         """Mid-stream failure frames for ``kind`` = ``error`` | ``response.failed`` | ``response.incomplete``."""

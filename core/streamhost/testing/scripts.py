@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["RequestRecord", "Script"]
 
 _ERROR_KINDS = ("error", "response.failed", "response.incomplete")
+_END_FRAMES = ("finish", "done")
 
 
 @dataclass
@@ -17,16 +18,26 @@ class Script:
 
     Timing: ``rate`` (absolute schedule from the moment the request is handled, no drift)
     takes precedence over ``delay_s`` (a relative pause before every token but the first).
-    ``error_after`` / ``stall_after`` larger than the number of tokens act after the last
-    token (instead of finishing the stream); if both apply at the same point, the stall wins.
+    ``error_after`` / ``end_after`` / ``stall_after`` larger than the number of tokens act after
+    the last token (instead of finishing the stream); if several apply at the same point, the
+    stall wins over the early end, which wins over the error.
     For non-streaming requests the pacing still elapses before the single reply;
     ``stall_after`` sends nothing at all and ``error_after`` gives HTTP 500 (or, for the
     Responses API with ``error_kind`` ``response.failed``/``response.incomplete``, a 200
     response object with that status). Default ``usage``: prompt = number of words in all
     messages / input / instructions, completion = number of tokens sent.
+
+    A server that breaks the protocol: ``end_after`` ends a streamed body early, as when an
+    upstream dies or a proxy cuts the stream: no finish frames, no usage, no ``[DONE]`` unless
+    ``end_with`` names them ("finish": chat's chunk carrying ``finish_reason``, or the Responses
+    API's item-closing events but never ``response.completed``; "done": ``data: [DONE]``);
+    ``drop_connection`` then closes the connection instead of ending the chunked body cleanly
+    (a non-streaming reply just holds the tokens before ``end_after``). A token that is not a
+    ``str`` goes out as that JSON value (``5`` gives ``"content":5``); a lone surrogate in a
+    token goes out as a JSON escape (``"\\ud800"``).
     """
 
-    tokens: list[str] | None = None  # one SSE event each; None -> "echo: <last user message>"
+    tokens: list[Any] | None = None  # one SSE event each; None -> "echo: <last user message>"
     delay_s: float = 0.0  # pause between tokens
     rate: float | None = None  # tokens/s on an absolute schedule (token i at t0 + first_delay_s + i/rate)
     first_delay_s: float = 0.0  # pause before the first token
@@ -39,6 +50,9 @@ class Script:
     stall_after: int | None = None  # after this many tokens hold the connection open silently
     usage: tuple[int, int] | None = None  # (prompt_tokens, completion_tokens); default: word count, tokens
     finish_reason: str = "stop"
+    end_after: int | None = None  # streamed body ends after this many tokens, without its finish frames
+    end_with: tuple[str, ...] = ()  # frames still sent at end_after: "finish", "done"
+    drop_connection: bool = False  # at end_after close the connection mid-body (no last chunk)
 
     def __post_init__(self) -> None:
         """Validate the field combinations that would otherwise fail inside the server thread."""
@@ -46,6 +60,9 @@ class Script:
             raise ValueError("Script.rate must be > 0")
         if self.error_kind not in _ERROR_KINDS:
             raise ValueError(f"Script.error_kind must be one of {_ERROR_KINDS}")
+        unknown = set(self.end_with) - set(_END_FRAMES)
+        if isinstance(self.end_with, str) or unknown:
+            raise ValueError(f"Script.end_with must be a tuple of {_END_FRAMES}, got {self.end_with!r}")
 
 
 @dataclass

@@ -17,6 +17,8 @@ from streamhost import (
     ModelInfo,
     Provider,
     ProviderError,
+    Status,
+    StreamError,
     TextDelta,
     Usage,
 )
@@ -38,6 +40,13 @@ RESERVED = {
     "max_retries": "streamhost retries itself, and only before the first token",
 }
 """acompletion arguments a config may not set, and why."""
+
+# Finish reasons that end an answer early without failing it: the user hears why it stops where it does.
+FINISH_NOTICES = {
+    "length": 'the answer stopped at the output token limit (finish_reason "length") and is cut short — '
+              "a larger max_tokens gives more",
+    "content_filter": 'the upstream\'s content filter stopped the answer (finish_reason "content_filter")',
+}
 
 
 class LiteLLMProvider(Provider):
@@ -132,8 +141,10 @@ class LiteLLMProvider(Provider):
         try:
             response = await litellm.acompletion(**kwargs)
             async for chunk in response:
-                for event in chunk_events(chunk):
+                for event in chunk_events(chunk, label):
                     yield event
+            for event in finish_events(response, label):
+                yield event
         except Exception as exc:
             mapped = map_error(exc, call)
             if mapped is exc:
@@ -206,13 +217,16 @@ def _supports_schema(litellm: Any, model: str) -> bool:
         return False
 
 
-def chunk_events(chunk: Any) -> list[Event]:
+def chunk_events(chunk: Any, label: str) -> list[Event]:
     """The events in one litellm stream chunk. Usage comes on a chunk with no choices (litellm ≥ 1.109) or
     with one empty delta (1.83–1.106): both are read the same way."""
     events: list[Event] = []
     for choice in getattr(chunk, "choices", None) or []:
         delta = getattr(choice, "delta", None)
         content = getattr(delta, "content", None) if delta is not None else None
+        if content is not None and not isinstance(content, str):
+            raise StreamError(f"{label}: the upstream sent text that is not a string ({type(content).__name__}: "
+                              f"{content!r:.60}); the text so far is kept")
         if content:
             events.append(TextDelta(content))
     usage = getattr(chunk, "usage", None)
@@ -220,6 +234,22 @@ def chunk_events(chunk: Any) -> list[Event]:
         events.append(Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
                             total_tokens=usage.total_tokens))
     return events
+
+
+def finish_events(response: Any, label: str) -> list[Event]:
+    """What the end of a stream says: nothing for a finished answer, a Status for one stopped early by a limit.
+
+    :raises StreamError: the upstream never said the model finished (the body just ended, or the connection
+        dropped): litellm then makes up a ``finish_reason`` of "stop" on its last chunk, so the reason the
+        upstream itself sent is read from the stream wrapper.
+    """
+    if not hasattr(response, "received_finish_reason"):  # a litellm that no longer keeps it: cannot tell
+        return []
+    reason = response.received_finish_reason or getattr(response, "intermittent_finish_reason", None)
+    if reason is None:
+        raise StreamError(f"{label}: the upstream closed the stream before the model finished (no finish_reason); "
+                          "the text so far is kept")
+    return [Status(f"{label}: {FINISH_NOTICES[reason]}")] if reason in FINISH_NOTICES else []
 
 
 async def _close(response: Any, label: str) -> None:

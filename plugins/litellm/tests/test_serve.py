@@ -12,7 +12,7 @@ import pytest
 from streamhost.testing import Script
 
 pytestmark = pytest.mark.anyio
-WORDS = [f"word{i} " for i in range(30)]
+WORDS = [f"word{i} " for i in range(60)]
 
 
 def imported(stderr: str) -> set[str]:
@@ -27,18 +27,22 @@ def litellm_modules(stderr: str) -> set[str]:
 
 
 async def test_text_streams_through_litellm_as_it_is_generated(server, home, mcp_serve, want_progress):
-    server.script("slow", Script(tokens=WORDS, delay_s=0.05, usage=(3, 30)))
+    # A 3-second upstream, against ~20 ms from an upstream token to the client once litellm is warm: "text
+    # arrived before the upstream's last token" holds with a wide margin on a slow machine. The first call of
+    # a process spends 0.6-1.6 s in litellm's lazy imports after the request is sent: a warm-up call pays it.
+    server.script("warm", Script(tokens=["ok"]))
+    server.script("slow", Script(tokens=WORDS, rate=20, usage=(3, 30)))
     async with mcp_serve(home.env) as served:
+        await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/warm"})
         result = await served.session.call_tool("generate", {"prompt": "count", "model": "litellm/openai/slow"},
                                                 progress_callback=want_progress)
     record = next(r for r in server.requests if r.model == "slow")
     assert not result.is_error, result.content[0].text
     assert result.content[0].text == "".join(WORDS) == "".join(served.texts())
     assert len(served.texts()) >= 10, "text must arrive in many notifications, not at the end"
-    structured = result.structured_content
-    assert structured["model"] == "litellm/openai/slow"
-    assert structured["usage"] == {"input_tokens": 3, "output_tokens": 30, "total_tokens": 33}
-    assert served.first_text_at() < record.ended - 1.0, "the first text must arrive while the upstream still sends"
+    assert result.meta["streamhost/model"] == "litellm/openai/slow"
+    assert result.meta["streamhost/usage"] == {"input_tokens": 3, "output_tokens": 30, "total_tokens": 33}
+    assert served.first_text_at() < record.ended, "the first text must arrive before the upstream's last token"
 
 
 async def test_the_host_retries_429_and_500_before_the_first_token(server, home, mcp_serve):
@@ -54,7 +58,7 @@ async def test_cancelling_a_call_disconnects_the_upstream(server, home, mcp_serv
     server.script("stalls", Script(tokens=["one ", "two ", "never"], stall_after=2))
     server.script("after", Script(tokens=["still ", "here"]))
     async with mcp_serve(home.env) as served:
-        with anyio.move_on_after(20) as scope:
+        with anyio.move_on_after(30) as scope:
             async with anyio.create_task_group() as group:
                 group.start_soon(lambda: served.session.call_tool(
                     "generate", {"prompt": "x", "model": "litellm/openai/stalls"}, progress_callback=want_progress))
@@ -63,9 +67,9 @@ async def test_cancelling_a_call_disconnects_the_upstream(server, home, mcp_serv
                 cancelled_at = time.monotonic()
                 group.cancel_scope.cancel()
         assert not scope.cancelled_caught
-        assert await server.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 5)
+        assert await server.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 30)
         record = next(r for r in server.requests if r.model == "stalls")
-        assert record.disconnected_at - cancelled_at < 1.0
+        assert record.disconnected_at - cancelled_at < 5  # ≈ms when idle; the stall is endless
         after = await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/after"})
     assert after.content[0].text == "still here"
 
@@ -78,8 +82,8 @@ async def test_a_mid_stream_error_keeps_the_partial_text(server, home, mcp_serve
                                                 progress_callback=want_progress)
     assert result.is_error
     assert "the upstream fell over" in result.content[0].text
-    assert result.structured_content["partial_text"] == "partial answer "
-    assert result.structured_content["error_type"] == "StreamError"
+    assert result.meta["streamhost/partial_text"] == "partial answer "
+    assert result.meta["streamhost/error_type"] == "StreamError"
 
 
 def test_nothing_litellm_prints_reaches_the_wire(server, home, litellm_config, raw_serve):
@@ -115,7 +119,7 @@ async def test_start_up_and_listing_do_not_import_litellm(home, mcp_serve, litel
         stderr = served.stderr_text()
     assert "streamhost_litellm.provider" in imported(stderr), "the import log must be readable"
     assert litellm_modules(stderr) == set()
-    entry = next(m for m in listing.structured_content["models"] if m["id"] == "litellm/openai/listed")
+    entry = next(m for m in listing.meta["streamhost/models"] if m["id"] == "litellm/openai/listed")
     assert (entry["key_variable"], entry["key_configured"]) == ("OPENAI_API_KEY", False)
 
     home.write_config(litellm_config('models = ["anthropic/claude-sonnet-4-5", "ollama/llama3.2"]\n', key=False))

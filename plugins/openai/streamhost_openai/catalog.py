@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from streamhost import ModelInfo
@@ -25,6 +28,10 @@ CURATED: dict[str, tuple[str, str]] = {
 DEFAULT = "gpt-4.1-mini"
 _REASONING = re.compile(r"^(o\d|gpt-5)")
 _LISTABLE = re.compile(r"^(gpt-|o\d|chatgpt-)")
+# An endpoint's first listed model becomes the default only if it can chat (Ollama lists embedders too).
+_NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|moderation|dall-e", re.IGNORECASE)
+MAX_LISTED = 1000
+"""At most this many of an endpoint's models are kept (an aggregator lists hundreds)."""
 
 
 def api_for(name: str, forced: str | None = None) -> str:
@@ -51,41 +58,62 @@ def cache_stamp() -> int | None:
         return None
 
 
-def read_cache(base_url: str) -> list[str]:
-    """The model ids the endpoint listed at the last refresh (empty when never refreshed)."""
+def _read_all() -> dict[str, object]:
     try:
         data = json.loads(cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    ids = data.get(base_url, []) if isinstance(data, dict) else []
-    return [i for i in ids if isinstance(i, str)]
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_cache(base_url: str) -> list[str]:
+    """The model ids the endpoint listed at the last refresh, in its order (empty when never refreshed)."""
+    ids = _read_all().get(base_url, [])
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def was_listed(base_url: str) -> bool:
+    """Whether the endpoint's models were ever listed (an endpoint serving none counts)."""
+    return base_url in _read_all()
 
 
 def write_cache(base_url: str, ids: list[str]) -> None:
-    """Remember the endpoint's model ids."""
+    """Remember the endpoint's model ids: its order, no repeats, at most :data:`MAX_LISTED`."""
+    data = _read_all()
+    data[base_url] = list(dict.fromkeys(ids))[:MAX_LISTED]
     path = cache_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    data[base_url] = sorted(ids)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    # Written whole then renamed: a reader (another host process) never sees half a file, and a warm-up
+    # thread stopped mid-write at exit leaves the old file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".openai-models-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(json.dumps(data, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def model_infos(base_url: str, official: bool, extra: list[str]) -> list[ModelInfo]:
-    """Curated (for the official endpoint) plus configured plus cached models, without repeats."""
+    """Curated (for the official endpoint) plus configured plus cached models, without repeats.
+
+    The default is the curated one on the official endpoint; on any other, the first configured model, else
+    the first the endpoint listed that can chat.
+    """
     infos = []
     if official:
         infos = [ModelInfo(name=n, description=d, default=n == DEFAULT) for n, (_, d) in CURATED.items()]
     seen = {i.name for i in infos}
     cached = [i for i in read_cache(base_url) if not official or _LISTABLE.match(i)]
+    default = None
+    if not official:
+        default = next(iter([*extra, *(n for n in cached if not _NOT_CHAT.search(n))]), None)
     for name in [*extra, *cached]:
         if name not in seen:
             seen.add(name)
             # Whether an arbitrary endpoint's model enforces JSON Schema is unknown: the host asks in words too.
             infos.append(ModelInfo(name=name, description="" if name in extra else "listed by the endpoint",
-                                   supports_schema=official))
+                                   supports_schema=official, default=name == default))
     return infos

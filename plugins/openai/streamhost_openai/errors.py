@@ -41,8 +41,13 @@ def _message(exc: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def map_error(exc: Exception, label: str, base_url: str, key_variable: str | None, key: str | None) -> Exception:
-    """The streamhost error for an openai SDK exception (other exceptions are returned unchanged)."""
+def map_error(exc: Exception, label: str, base_url: str, key_variable: str | None, key: str | None, *,
+              mid_stream: bool = False) -> Exception:
+    """The streamhost error for an openai SDK exception (other exceptions are returned unchanged).
+
+    ``mid_stream``: text has streamed already, so a lost connection cut the answer short (the endpoint
+    was reachable).
+    """
     import openai
 
     if not isinstance(exc, openai.OpenAIError):
@@ -72,5 +77,8 @@ def map_error(exc: Exception, label: str, base_url: str, key_variable: str | Non
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         reason = f": {scrub(str(cause), key)}" if cause else ""
+        if mid_stream:
+            return StreamError(f"{label}: the upstream closed the stream before the model finished (connection "
+                               f"lost{reason}); the text so far is kept")
         return UpstreamConnectionError(f"{label}: cannot reach {base_url}{reason}")
     return StreamError(f"{label}: the upstream reported an error mid-stream: {detail}")

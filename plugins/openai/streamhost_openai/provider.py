@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
+import logging
 import os
 import weakref
 from collections.abc import AsyncIterator, Mapping
@@ -16,16 +18,21 @@ from streamhost import (
     GenerationRequest,
     ModelInfo,
     Provider,
+    Status,
     StreamError,
     TextDelta,
     Usage,
 )
 
-from .catalog import api_for, cache_stamp, model_infos, write_cache
+from .catalog import MAX_LISTED, api_for, cache_stamp, model_infos, was_listed, write_cache
 from .errors import map_error
+
+log = logging.getLogger("streamhost.openai")
 
 OFFICIAL_URL = "https://api.openai.com/v1"
 OPTIONS = {"base_url", "api_key_env", "api", "models", "timeout_s"}
+LIST_TIMEOUT_S = 5.0
+"""How long the warm-up waits for each read of a compatible endpoint's model list (2 s to connect)."""
 
 
 class OpenAIProvider(Provider):
@@ -80,10 +87,35 @@ class OpenAIProvider(Provider):
         return self._listed[1]
 
     def warm(self) -> None:
+        """Import the SDK; the first time a compatible endpoint is seen, list its models too."""
         importlib.import_module("openai")
         # The HTTP transport is imported when the first client is built (~30 ms): do that now too.
         with contextlib.suppress(ImportError):
             importlib.import_module("httpcore2")
+        if self.base_url != OFFICIAL_URL and not was_listed(self.base_url):
+            self._list_endpoint()
+
+    def _list_endpoint(self) -> None:
+        """Cache what a compatible endpoint (vLLM, Ollama, LM Studio) serves, so its models are listed and the
+        first becomes the default without a `streamhost models --refresh`. Bounded, and quiet on failure: the
+        host works without the list."""
+        import openai
+
+        base_url, variable = self.base_url, self.key_variable()
+        key = os.environ.get(variable) if variable else None
+        if not key:
+            log.debug("openai: %s is not set: the models of %s are not listed", variable, base_url)
+            return
+        try:
+            with openai.OpenAI(api_key=key, base_url=base_url, max_retries=0,
+                               timeout=openai.Timeout(LIST_TIMEOUT_S, connect=2.0)) as client:
+                ids = [str(model.id) for model in itertools.islice(client.models.list(), MAX_LISTED)]
+        except Exception as exc:  # the warm-up is best effort: calls work without the list
+            error = map_error(exc, "openai", base_url, variable, key)
+            said = getattr(error, "message", None) or f"openai: {base_url}: {type(exc).__name__}"
+            log.info("%s — listing its models failed; `streamhost models --refresh` tries again", said)
+            return
+        write_cache(base_url, ids)
 
     async def _client(self, key: str | None) -> Any:
         openai = await _openai()
@@ -127,15 +159,16 @@ class OpenAIProvider(Provider):
         _check_api(forced or "auto", f'models."openai/{request.model}".api')
         api = api_for(request.model, forced or self.options.get("api"))
         label = f"openai/{request.model}"
+        events = (_responses(client, request, label) if api == "responses"
+                  else _chat(client, request, label, official=self.base_url == OFFICIAL_URL))
+        text_seen = False
         try:
-            if api == "responses":
-                async for event in _responses(client, request, label):
-                    yield event
-            else:
-                async for event in _chat(client, request, official=self.base_url == OFFICIAL_URL):
+            async with contextlib.aclosing(events):  # closed with this stream, not when garbage-collected
+                async for event in events:
+                    text_seen = text_seen or isinstance(event, TextDelta)
                     yield event
         except Exception as exc:
-            mapped = map_error(exc, label, self.base_url, self.key_variable(), key)
+            mapped = map_error(exc, label, self.base_url, self.key_variable(), key, mid_stream=text_seen)
             if mapped is exc:
                 raise
             raise mapped from None
@@ -158,7 +191,25 @@ def _check_api(value: Any, where: str) -> None:
         raise ConfigError(f"{where} must be auto, chat or responses, got {value!r}")
 
 
-async def _chat(client: Any, request: GenerationRequest, *, official: bool) -> AsyncIterator[Event]:
+CUT_SHORT = "the upstream closed the stream before the model finished"
+# Finish reasons that end an answer early without failing it: the text is whole up to there, so the call
+# succeeds, and the user hears why it stops where it does.
+FINISH_NOTICES = {
+    "length": 'the answer stopped at the output token limit (finish_reason "length") and is cut short — '
+              "a larger max_tokens gives more",
+    "content_filter": 'the upstream\'s content filter stopped the answer (finish_reason "content_filter")',
+}
+
+
+def _text(value: Any, label: str) -> str:
+    """A text delta from the wire, which a broken server may send as a number or an object."""
+    if not isinstance(value, str):
+        raise StreamError(f"{label}: the upstream sent text that is not a string ({type(value).__name__}: "
+                          f"{value!r:.60}); the text so far is kept")
+    return value
+
+
+async def _chat(client: Any, request: GenerationRequest, label: str, *, official: bool) -> AsyncIterator[Event]:
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages.append({"role": "user", "content": request.prompt})
     kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
@@ -171,16 +222,25 @@ async def _chat(client: Any, request: GenerationRequest, *, official: bool) -> A
     if request.output_schema is not None:
         kwargs["response_format"] = {"type": "json_schema",
                                      "json_schema": {"name": "output", "schema": request.output_schema}}
+    # The SDK ends iteration quietly both at `data: [DONE]` and at a body that simply stops, so only a
+    # finish_reason tells a whole answer from one cut short (many servers send it on the last chunk only).
+    finish_reason = None
     stream = await client.chat.completions.create(**kwargs)
     async with stream:
         async for chunk in stream:
             for choice in chunk.choices or []:
                 content = getattr(choice.delta, "content", None) if choice.delta else None
-                if content:
-                    yield TextDelta(content)
+                if content is not None and (text := _text(content, label)):
+                    yield TextDelta(text)
+                if choice.finish_reason:
+                    finish_reason = choice.finish_reason
+                    if finish_reason in FINISH_NOTICES:
+                        yield Status(f"{label}: {FINISH_NOTICES[finish_reason]}")
             if chunk.usage is not None:
                 yield Usage(input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens,
                             total_tokens=chunk.usage.total_tokens)
+    if finish_reason is None:
+        raise StreamError(f"{label}: {CUT_SHORT} (no finish_reason); the text so far is kept")
 
 
 async def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIterator[Event]:
@@ -193,14 +253,16 @@ async def _responses(client: Any, request: GenerationRequest, label: str) -> Asy
         kwargs["max_output_tokens"] = request.max_tokens
     if request.output_schema is not None:
         kwargs["text"] = {"format": {"type": "json_schema", "name": "output", "schema": request.output_schema}}
+    completed = False
     stream = await client.responses.create(**kwargs)
     async with stream:
         async for event in stream:
             kind = getattr(event, "type", "")
             if kind == "response.output_text.delta":
-                if event.delta:
-                    yield TextDelta(event.delta)
+                if event.delta is not None and (text := _text(event.delta, label)):
+                    yield TextDelta(text)
             elif kind == "response.completed":
+                completed = True
                 usage = getattr(event.response, "usage", None)
                 if usage is not None:
                     yield Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -215,3 +277,5 @@ async def _responses(client: Any, request: GenerationRequest, label: str) -> Asy
                 details = getattr(event.response, "incomplete_details", None)
                 reason = getattr(details, "reason", None) or "unknown reason"
                 raise StreamError(f"{label}: the response stopped incomplete ({reason}); output so far is kept")
+    if not completed:
+        raise StreamError(f"{label}: {CUT_SHORT} (no response.completed); the text so far is kept")

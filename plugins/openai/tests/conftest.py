@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from streamhost.testing import LLMTestServer
 from streamhost_openai import OpenAIProvider
 
 KEY = "sk-test-5e6f7a8b9c0d"
+STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
 
 
 @pytest.fixture
@@ -137,3 +142,44 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+# ---------------------------------------------------------------------------- a real `streamhost serve`
+
+
+@pytest.fixture
+def serve_env(tmp_path: Path, server: LLMTestServer) -> dict[str, str]:
+    """The environment of a ``streamhost serve`` child: an isolated user, OPENAI_BASE_URL = the test server,
+    only this plugin loaded, an empty config file."""
+    config = tmp_path / "config.toml"
+    config.write_text("", encoding="utf-8")
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "STREAMHOST_CONFIG": str(config),
+        "STREAMHOST_LOAD_PLUGINS": "streamhost-openai",
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": server.url,
+    }
+
+
+@asynccontextmanager
+async def _serve(env: dict[str, str]) -> AsyncIterator[Any]:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    with tempfile.TemporaryFile("w+") as errlog:
+        params = StdioServerParameters(command=STREAMHOST, args=["serve"], env=env)
+        async with stdio_client(params, errlog=errlog) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+@pytest.fixture
+def mcp_serve() -> Callable[[dict[str, str]], Any]:
+    """``async with mcp_serve(env) as session:`` runs ``streamhost serve`` with a real MCP client session."""
+    return _serve

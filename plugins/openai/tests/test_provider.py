@@ -326,7 +326,7 @@ async def test_connection_refused_names_the_url(make_provider, closed_port_url, 
     started = time.monotonic()
     out = await collect(provider, GenerationRequest(model=model, prompt="hi"))
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # refused at once (ms); loose for a loaded machine
     assert isinstance(out.error, streamhost.UpstreamConnectionError), repr(out.error)
     assert closed_port_url in out.error.message
     assert out.error.retryable
@@ -340,7 +340,7 @@ async def test_read_timeout_mid_stream_is_a_timeout_error(server, make_provider,
 
     assert out.deltas == ["a", "b"]
     assert isinstance(out.error, streamhost.UpstreamTimeoutError), repr(out.error)
-    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 1.0)
+    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 30)
 
 
 # ---------------------------------------------------------------------------- keys
@@ -437,9 +437,9 @@ async def test_aclose_closes_the_upstream_request(server, provider, model):
     closed_at = time.monotonic()
     await agen.aclose()
 
-    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 1.0), server.requests
+    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 30), server.requests
     rec = server.requests[0]
-    assert rec.disconnected_at is not None and rec.disconnected_at - closed_at < 1.0
+    assert rec.disconnected_at is not None and rec.disconnected_at - closed_at < 5  # the stall is endless
     assert rec.tokens_sent == 2
 
 
@@ -455,7 +455,7 @@ async def test_task_cancellation_closes_the_upstream_request(server, provider, m
             first.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
+    await asyncio.wait_for(first.wait(), 30)
     await asyncio.sleep(0.05)  # the consumer is now parked on the stalled upstream read
     cancelled_at = time.monotonic()
     task.cancel()
@@ -463,8 +463,8 @@ async def test_task_cancellation_closes_the_upstream_request(server, provider, m
         await task
 
     assert seen == [TextDelta("a")]
-    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 1.0), server.requests
-    assert server.requests[0].disconnected_at - cancelled_at < 1.0
+    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 30), server.requests
+    assert server.requests[0].disconnected_at - cancelled_at < 5  # the stall is endless
 
 
 async def test_finished_stream_leaves_no_disconnect(server, provider, collect):
@@ -474,7 +474,7 @@ async def test_finished_stream_leaves_no_disconnect(server, provider, collect):
     out = await collect(provider, GenerationRequest(model="gpt-4.1-mini", prompt="hi"))
 
     assert out.error is None
-    assert await server.await_for(lambda rs: rs and rs[0].ended is not None, 1.0)
+    assert await server.await_for(lambda rs: rs and rs[0].ended is not None, 30)
     assert not server.requests[0].disconnected
 
 
