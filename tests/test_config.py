@@ -274,6 +274,61 @@ def test_unknown_keys_are_warnings_with_key_and_line(write) -> None:
     assert "coalesce_ms" in one("streaming.speed") and "heartbeat_s" in one("streaming.speed")
 
 
+def test_every_unknown_key_of_every_host_table_gets_line_and_close_match(write) -> None:
+    path = write(
+        'default_modle = "openai/x"\n'  # 1
+        "[streaming]\n"
+        "coalesce_sm = 20\n"  # 3
+        "[limits]\n"
+        "max_retry = 1\n"  # 5
+        "[summarize]\n"
+        "concurency = 2\n"  # 7
+        "[plugins]\n"
+        "disabel = []\n"  # 9
+        "[metrics]\n"
+        "enable = false\n"  # 11
+        '[models."openai/o3"]\n'
+        "streming = false\n"  # 13
+        'api = "responses"\n'  # a provider's key: passed on, not a typo of the host's
+    )
+    warnings = load_config(path).warnings
+    expected = [
+        (1, "default_modle", "default_model"),
+        (3, "streaming.coalesce_sm", "streaming.coalesce_ms"),
+        (5, "limits.max_retry", "limits.max_retries"),
+        (7, "summarize.concurency", "summarize.concurrency"),
+        (9, "plugins.disabel", "plugins.disable"),
+        (11, "metrics.enable", "metrics.enabled"),
+        (13, 'models."openai/o3".streming', 'models."openai/o3".streaming'),
+    ]
+    assert len(warnings) == len(expected), warnings
+    for line, key, meant in expected:
+        wanted = f"{path}, line {line}: unknown key {key} (did you mean {meant}?)"
+        assert any(warning.startswith(wanted) for warning in warnings), (wanted, warnings)
+
+
+def test_every_wrong_value_of_a_file_is_reported_at_once_in_file_order(write) -> None:
+    path = write(
+        '[summarize]\nconcurrency = 0\n'  # 2
+        '[streaming]\nmessage = "full"\ncoalesce_ms = "fast"\n'  # 4, 5
+        '[plugins]\nprefer = { openai = 3 }\n'  # 7
+        "[aliases]\nfast = 1\n"  # 9
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = info.value.message.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [f"{path}, line {n}" for n in (2, 4, 5, 7, 9)]
+    for line, key in zip(lines, ("summarize.concurrency", "streaming.message", "streaming.coalesce_ms",
+                                 "plugins.prefer.openai", "aliases.fast"), strict=True):
+        assert f": {key} " in line, line
+
+
+def test_plugins_prefer_maps_names_to_distributions(write) -> None:
+    config = load_config(write('[plugins]\nprefer = { openai = "streamhost-myopenai" }\n'))
+    assert config.plugins_prefer == {"openai": "streamhost-myopenai"}
+    assert config.warnings == []
+
+
 # ---------------------------------------------------------------- masking secrets for `config show`
 
 

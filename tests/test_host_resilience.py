@@ -38,7 +38,7 @@ async def test_broken_plugins_leave_the_host_serving(llm, home, mcp_serve, test_
     assert "streamhost-test-broken-import failed to load" in stderr
     assert "broken at import on purpose" in stderr
     assert "streamhost-test-broken-register failed to load" in stderr
-    assert "provider 'openai' is already provided by streamhost-openai" in stderr
+    assert "provider 'openai' is registered by streamhost-openai and" in stderr
 
 
 def _rpc(proc: subprocess.Popen, message: dict) -> None:
@@ -113,13 +113,13 @@ def _sdk(stderr: str, packages: tuple[str, ...] = ("openai",)) -> set[str]:
     return {name for name in _imported(stderr) if name.split(".")[0] in packages}
 
 
-async def test_the_sdk_is_warmed_in_the_background_after_tools_list(llm, home, mcp_serve):
+async def test_the_sdk_is_warmed_in_the_background_after_the_handshake(llm, home, mcp_serve):
+    # When it starts and in which order: tests/test_wire.py; that it does not slow the handshake: bench/startup.py.
     env = {**home.env, "PYTHONPROFILEIMPORTTIME": "1"}
     async with mcp_serve(env) as served:
         listed = time.monotonic()
         await served.session.list_tools()
-        assert not _sdk(served.stderr_text()), "tools/list must not wait for the import"
-        while "openai._client" not in _sdk(served.stderr_text()) and time.monotonic() - listed < 10:
+        while "openai._client" not in _sdk(served.stderr_text()) and time.monotonic() - listed < 30:
             await anyio.sleep(0.05)
         assert "openai._client" in _sdk(served.stderr_text())
 

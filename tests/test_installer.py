@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,29 @@ def test_an_environment_without_pip_gets_told_what_to_do(tmp_path):
     assert real.returncode != 0
     assert message.startswith("pip is not installed in streamhost's environment")
     assert "-m ensurepip" in message
+
+
+def test_install_says_which_name_the_new_plugin_shares_and_who_serves_it(tmp_path, home):
+    """A real ``streamhost install`` of a plugin that registers ``openai``, into a throwaway environment.
+
+    The environment sees this checkout's venv (a .pth file), so nothing is downloaded but the build backend,
+    and the shared venv is left as it is.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "streamhost-host.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n", encoding="utf-8")
+    plugin = Path(__file__).parent / "plugins" / "early_openai"
+
+    done = subprocess.run([python, "-m", "streamhost.cli", "install", str(plugin)], env=home.env,
+                          capture_output=True, text=True, timeout=600)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "+ plugin streamhost-a-test-openai 1.0: provider twin" in done.stdout
+    assert ("! provider 'openai' is registered by streamhost-openai and streamhost-a-test-openai: streamhost-openai "
+            "serves it (bundled plugins win over third-party ones); to choose, set [plugins] prefer = "
+            '{ openai = "streamhost-a-test-openai" } in the config') in done.stdout
+    assert list(Path(purelib).glob("streamhost_a_test_openai*"))  # installed there, not in the shared venv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamhost import FetchRequest
-from streamhost.config import Config
+from streamhost.config import Config, load_config
 from streamhost.errors import PluginError
 from streamhost.loading import load_plugins
 
@@ -34,7 +34,9 @@ def test_each_plugin_is_recorded_and_the_good_ones_serve(installed):
     assert found["streamhost-test-noisy"].providers == ["noisy"]
     assert found["streamhost-test-collide"].providers == []
     assert found["streamhost-test-collide"].notes == [
-        "provider 'openai' not registered: streamhost-openai already provides it"]
+        "provider 'openai' not registered: streamhost-openai serves it (bundled plugins win over third-party ones)",
+        "provider 'twin' not registered: streamhost-a-test-openai serves it "
+        "(loaded first: distribution names in alphabetical order)"]
     assert type(registry.providers["openai"]).__module__.startswith("streamhost_openai")
     assert found["streamhost-openai"].hooks == ["register_providers"]
 
@@ -49,14 +51,15 @@ async def test_register_fetchers_registers_a_fetcher_that_serves_its_scheme(inst
     assert events[-1].content == "memo body of memo://note/1"
 
 
-def test_config_tables_reach_their_provider(installed):
+def test_config_tables_reach_their_provider(installed, monkeypatch):
+    monkeypatch.setenv("STREAMHOST_DISABLE_PLUGINS", "streamhost-a-test-openai, streamhost-test-collide")
     registry = load_plugins(Config(providers={"openai": {"base_url": "http://127.0.0.1:9/v1"}, "ghost": {}}))
     assert registry.providers["openai"].base_url == "http://127.0.0.1:9/v1"
     assert registry.warnings == ["config has [providers.ghost] but no loaded plugin registers provider 'ghost'"]
 
 
 def test_a_bad_provider_table_is_that_plugins_error_not_the_hosts(installed, monkeypatch):
-    monkeypatch.setenv("STREAMHOST_DISABLE_PLUGINS", "streamhost-test-collide")
+    monkeypatch.setenv("STREAMHOST_DISABLE_PLUGINS", "streamhost-test-collide, streamhost-a-test-openai")
     registry = load_plugins(Config(providers={"openai": {"colour": "red"}}))
     assert "providers.openai: unknown key colour" in records(registry)["streamhost-openai"].error
     assert "openai" not in registry.providers and "noisy" in registry.providers
@@ -75,3 +78,95 @@ def test_strict_mode_raises_naming_the_plugin(installed, monkeypatch):
     monkeypatch.setenv("STREAMHOST_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="streamhost-test-broken-import failed to load"):
         load_plugins(Config())
+
+
+# ---------------------------------------------------------------- names several plugins register
+
+
+EARLY = "streamhost-a-test-openai"  # sorts before streamhost-openai: load order alone would give it openai/
+COLLIDE = "streamhost-test-collide"
+
+
+def test_a_bundled_plugin_keeps_its_name_against_a_third_party_loaded_before_it(installed):
+    registry = load_plugins(Config())
+    assert type(registry.providers["openai"]).__module__.startswith("streamhost_openai")
+    assert records(registry)["streamhost-openai"].providers == ["openai"]
+    assert records(registry)[EARLY].providers == ["twin"]
+    assert any(note.startswith("provider 'openai' not registered: streamhost-openai serves it")
+               for note in records(registry)[EARLY].notes)
+    (warning,) = [w for w in registry.warnings if "'openai'" in w]
+    assert f"registered by streamhost-openai and {EARLY}, {COLLIDE}" in warning
+    assert "bundled plugins win" in warning and f'prefer = {{ openai = "{EARLY}" }}' in warning
+
+
+def test_between_third_parties_the_first_loaded_serves_and_the_collision_is_reported(installed):
+    registry = load_plugins(Config())
+    assert [m.name for m in registry.providers["twin"].models()] == ["early-twin"]
+    (collision,) = [c for c in registry.collisions if c.name == "twin"]
+    assert (collision.kind, collision.serves, collision.refused, collision.preferred) == (
+        "provider", EARLY, [COLLIDE], False)
+    assert any("'twin'" in w and "alphabetical order" in w for w in registry.warnings)
+
+
+def test_plugins_prefer_chooses_who_serves_a_name_and_is_not_a_warning(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("STREAMHOST_CONFIG", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[plugins]\nprefer = {{ openai = "{EARLY.upper()}", twin = "{COLLIDE}" }}\n', encoding="utf-8")
+    registry = load_plugins(load_config(path))
+    assert [m.name for m in registry.providers["openai"].models()] == ["early-model"]
+    assert [m.name for m in registry.providers["twin"].models()] == ["late-twin"]
+    assert records(registry)["streamhost-openai"].notes == [
+        f"provider 'openai' not registered: {EARLY} serves it (chosen by [plugins] prefer)"]
+    assert all(c.preferred for c in registry.collisions)
+    assert not any("registered by" in w for w in registry.warnings)
+
+
+def test_a_prefer_that_chooses_nothing_is_a_warning_with_the_line(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("STREAMHOST_CONFIG", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text('[plugins]\nwarmup = true\n\n[plugins.prefer]\nopenai = "streamhost-openia"\n'
+                    'opneai = "streamhost-openai"\n', encoding="utf-8")
+    registry = load_plugins(load_config(path))
+    assert type(registry.providers["openai"]).__module__.startswith("streamhost_openai")
+    wrong_dist = [w for w in registry.warnings if "streamhost-openia" in w]
+    assert wrong_dist == [f"{path}, line 5: [plugins] prefer gives 'openai' to streamhost-openia, which does not "
+                          f"register it (registered by {EARLY}, streamhost-openai, {COLLIDE}) "
+                          "(did you mean streamhost-openai?)"]
+    wrong_name = [w for w in registry.warnings if "'opneai'" in w]
+    assert wrong_name == [f"{path}, line 6: [plugins] prefer names 'opneai', which no loaded plugin registers "
+                          "(did you mean openai?)"]
+
+
+# ---------------------------------------------------------------- mistyped keys in the plugins' tables
+
+
+def test_an_unknown_fetch_key_is_reported_with_file_line_and_close_match(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("STREAMHOST_CONFIG", raising=False)
+    monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "streamhost-fetch, streamhost-test-fetcher")
+    path = tmp_path / "config.toml"
+    path.write_text('default_model = "openai/x"\n\n[fetch]\nalow_private = true\ntimeout_s = 5\n', encoding="utf-8")
+    registry = load_plugins(load_config(path))
+    assert records(registry)["streamhost-fetch"].error is None
+    (warning,) = registry.warnings
+    assert warning.startswith(f"{path}, line 4: unknown key fetch.alow_private (did you mean fetch.allow_private?)")
+    assert "robots_timeout_s" in warning  # the keys the loaded fetchers declare
+
+
+def test_fetch_keys_are_not_judged_when_a_loaded_fetcher_does_not_declare_its_own(installed, monkeypatch):
+    # streamhost-test-pages does not declare config_keys: any key may be its.
+    monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "streamhost-fetch, streamhost-test-pages")
+    registry = load_plugins(Config(fetch={"pages_speed": 3}))
+    assert set(registry.fetchers) == {"http", "pages"} and registry.warnings == []
+
+
+def test_a_mistyped_provider_key_gets_file_line_and_close_match(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("STREAMHOST_CONFIG", raising=False)
+    monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "streamhost-openai")
+    path = tmp_path / "config.toml"
+    path.write_text('[aliases]\nfast = "openai/x"\n\n[providers.openai]\napi_key_env = "K"\nbse_url = "http://h/v1"\n',
+                    encoding="utf-8")
+    registry = load_plugins(load_config(path))
+    error = records(registry)["streamhost-openai"].error
+    assert error.startswith(f"ConfigError: {path}, line 6: providers.openai: unknown key bse_url")
+    assert error.endswith("(did you mean providers.openai.base_url?)")
+    assert "openai" not in registry.providers

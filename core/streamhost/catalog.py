@@ -10,6 +10,11 @@ from .errors import UnknownModelError
 from .loading import Registry
 from .providers import ModelInfo, Provider
 
+MAX_NAME_CHARS = 200
+"""The longest model name or alias looked up (a longer one is refused before any close-match search)."""
+LISTED = "The list_models tool (`streamhost models` in a terminal) lists the models and aliases."
+"""Where the models are listed, for both faces: an MCP client's model and a terminal user read the same error."""
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -89,7 +94,11 @@ class Catalog:
         requested = (name or "").strip() or self.default_model()
         if not requested:
             raise UnknownModelError(
-                "no model given and no default: pass model (see list_models) or set default_model in the config"
+                f"no model given and no default model: name one, or set default_model in the config file. {LISTED}"
+            )
+        if len(requested) > MAX_NAME_CHARS:
+            raise UnknownModelError(
+                f"the model name is {len(requested):,} characters long; names are at most {MAX_NAME_CHARS}. {LISTED}"
             )
         target = self.config.aliases.get(requested, requested)
         for owner, listed in self._infos():
@@ -120,4 +129,4 @@ class Catalog:
         hint = f"; close matches: {', '.join(close)}" if close else ""
         prefixes = ", ".join(f"{name}/" for name in self.registry.providers)
         prefixes = prefixes or "none (no provider plugin is loaded: see `streamhost doctor`)"
-        return f"{what}{hint}. Use PROVIDER/MODEL with a provider from: {prefixes}; list_models shows the models."
+        return f"{what}{hint}. Use PROVIDER/MODEL with a provider from: {prefixes}. {LISTED}"

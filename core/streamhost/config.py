@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,16 @@ else:  # pragma: no cover
 CONFIG_ENV = "STREAMHOST_CONFIG"
 MESSAGE_MODES = ("tail", "delta")
 SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|secret|password|authorization)$")
+TOP_KEYS = frozenset({"default_model", "aliases", "streaming", "limits", "models", "providers", "fetch",
+                      "summarize", "plugins", "metrics"})
+MODEL_KEYS = frozenset({"streaming"})
+"""The ``[models."NAME"]`` keys the host reads; every other key goes to the model's provider."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean PREFIXchoice?)`` for the closest choice, or an empty string when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -73,11 +85,15 @@ class Config:
     fetch: dict[str, Any] = field(default_factory=dict)
     summarize: SummarizeSettings = field(default_factory=SummarizeSettings)
     plugins_disable: list[str] = field(default_factory=list)
+    plugins_prefer: dict[str, str] = field(default_factory=dict)
+    """``[plugins] prefer``: provider or fetcher name -> the distribution that should serve it."""
     warmup: bool = True
     metrics_enabled: bool = True
     metrics_path: str | None = None
     warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    text: str = field(default="", repr=False)
+    """The file as written, to point at the line of a key."""
 
     def streaming_for(self, model: str) -> bool:
         """Whether the given full model name streams (per-model override, else the global toggle)."""
@@ -86,7 +102,25 @@ class Config:
 
     def model_options(self, model: str) -> dict[str, Any]:
         """The ``[models."NAME"]`` settings the host does not use itself, for the provider."""
-        return {k: v for k, v in self.models.get(model, {}).items() if k != "streaming"}
+        return {k: v for k, v in self.models.get(model, {}).items() if k not in MODEL_KEYS}
+
+    def locate(self, dotted: str) -> str:
+        """``FILE, line N`` of a dotted key (``providers.openai.base_url``), else of its nearest table.
+
+        Just the file when no line is found; empty for a config that was not read from a file.
+        """
+        if self.path is None:
+            return ""
+        line = _line_of(self.text.splitlines(), dotted)
+        return f"{self.path}, line {line}" if line else str(self.path)
+
+    def unknown_key(self, section: str, key: str, known: Iterable[str]) -> str:
+        """The warning for a key of ``[section]`` nothing reads: where it is, and the close known key."""
+        dotted = f"{section}.{key}" if section else key
+        known = sorted(known)
+        where = self.locate(dotted)
+        hint = did_you_mean(key, known, f"{section}." if section else "")
+        return f"{where + ': ' if where else ''}unknown key {dotted}{hint}; known: {', '.join(known) or 'none'}"
 
 
 def config_path() -> Path:
@@ -118,41 +152,63 @@ def load_config(path: Path | None = None) -> Config:
     return _Reader(path, text).build(data)
 
 
+def _line_of(lines: list[str], dotted: str) -> int | None:
+    """The line that sets ``dotted`` (or opens it as a table), else that of its nearest enclosing table."""
+    section, _, key = dotted.rpartition(".")
+    header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+    key = key.strip('"')
+    assign = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+    wanted = section.replace('"', "")
+    current = ""
+    for number, line in enumerate(lines, 1):
+        match = header.match(line)
+        if match:
+            current = match.group(1).replace('"', "").replace(" ", "")
+            if current == dotted.replace('"', ""):
+                return number
+            continue
+        if current == wanted and assign.match(line):
+            return number
+    # An inline table (`prefer = { openai = "x" }`) or a key the file does not spell out: its parent.
+    return _line_of(lines, section) if section else None
+
+
 class _Reader:
-    """Turns parsed TOML into a Config, checking types and collecting unknown keys."""
+    """Turns parsed TOML into a Config, checking types; collects every error and unknown key."""
 
     def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
+        self.config = Config(path=path, text=text)
         self.warnings: list[str] = []
+        self.errors: list[tuple[int, str]] = []
 
     def build(self, data: dict[str, Any]) -> Config:
-        known = {"default_model", "aliases", "streaming", "limits", "models", "providers", "fetch",
-                 "summarize", "plugins", "metrics"}
-        self._unknown("", data, known)
+        """The Config; raises one ConfigError listing every wrong value, one per line, in file order."""
+        self._unknown("", data, TOP_KEYS)
         streaming = self._table(data, "streaming")
         self._unknown("streaming", streaming, {"enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s",
                                                 "message"})
         limits = self._table(data, "limits")
         self._unknown("limits", limits, {"deadline_s", "max_retries", "retry_max_wait_s"})
         plugins = self._table(data, "plugins")
-        self._unknown("plugins", plugins, {"disable", "warmup"})
+        self._unknown("plugins", plugins, {"disable", "warmup", "prefer"})
         metrics = self._table(data, "metrics")
         self._unknown("metrics", metrics, {"enabled", "path"})
+        # [fetch] belongs to the fetcher plugins: the host checks the types it relies on here, and the
+        # keys against what the loaded fetchers declare once they are loaded (loading.py).
         fetch = self._table(data, "fetch")
         self._get(fetch, "fetch", "allow_private", bool, None)
         self._get(fetch, "fetch", "allow_hosts", list, None)
         self._number(fetch, "fetch", "max_bytes", None, minimum=1)
         self._number(fetch, "fetch", "timeout_s", None, minimum=0.001)
-        models = self._table(data, "models")
+        models = self._tables(data, "models", 'models."{}"')
         for name, table in models.items():
-            if not isinstance(table, dict):
-                self._fail(f"models.{name}", f'must be a table ([models."{name}"])')
             self._get(table, f'models."{name}"', "streaming", bool, None)
-        providers = self._table(data, "providers")
-        for name, table in providers.items():
-            if not isinstance(table, dict):
-                self._fail(f"providers.{name}", f"must be a table ([providers.{name}])")
+            # Other keys go to the provider untouched, so only a near miss of a host key is a sure typo.
+            for key in table:
+                if key not in MODEL_KEYS and did_you_mean(key, MODEL_KEYS):
+                    self.warnings.append(self.config.unknown_key(f'models."{name}"', key, MODEL_KEYS)
+                                         + " (other keys are passed to the provider)")
+        providers = self._tables(data, "providers", "providers.{}")
         aliases = self._table(data, "aliases")
         for alias, target in aliases.items():
             if not isinstance(target, str):
@@ -161,85 +217,81 @@ class _Reader:
         if message not in MESSAGE_MODES:
             self._fail("streaming.message", f"must be one of {', '.join(MESSAGE_MODES)}, got {message!r}")
         disable = self._get(plugins, "plugins", "disable", list, [])
-        return Config(
-            path=self.path,
-            default_model=self._get(data, "", "default_model", str, None),
-            aliases=dict(aliases),
-            streaming=StreamingSettings(
-                enabled=self._get(streaming, "streaming", "enabled", bool, True),
-                coalesce_ms=self._number(streaming, "streaming", "coalesce_ms", 50, minimum=0),
-                chunk_delay_ms=self._number(streaming, "streaming", "chunk_delay_ms", 0, minimum=0),
-                heartbeat_s=self._number(streaming, "streaming", "heartbeat_s", 10, minimum=0.01),
-                message=message,
-            ),
-            limits=Limits(
-                deadline_s=self._number(limits, "limits", "deadline_s", 600, minimum=0.001),
-                max_retries=self._whole(limits, "limits", "max_retries", 2),
-                retry_max_wait_s=self._number(limits, "limits", "retry_max_wait_s", 30, minimum=0),
-            ),
-            models={name: dict(table) for name, table in models.items()},
-            providers={name: dict(table) for name, table in providers.items()},
-            fetch=dict(fetch),
-            summarize=self._summarize(self._table(data, "summarize")),
-            plugins_disable=[str(name) for name in disable],
-            warmup=self._get(plugins, "plugins", "warmup", bool, True),
-            metrics_enabled=self._get(metrics, "metrics", "enabled", bool, True),
-            metrics_path=self._get(metrics, "metrics", "path", str, None),
-            warnings=self.warnings,
-            raw=data,
+        prefer = self._get(plugins, "plugins", "prefer", dict, {})
+        for name, dist in prefer.items():
+            if not isinstance(dist, str) or not dist:
+                self._fail(f"plugins.prefer.{name}", "must be the distribution name of a plugin "
+                           f'(prefer = {{ {name} = "streamhost-NAME" }}), got {dist!r}')
+        config = self.config
+        config.default_model = self._get(data, "", "default_model", str, None)
+        config.aliases = {alias: target for alias, target in aliases.items() if isinstance(target, str)}
+        config.streaming = StreamingSettings(
+            enabled=self._get(streaming, "streaming", "enabled", bool, True),
+            coalesce_ms=self._number(streaming, "streaming", "coalesce_ms", 50, minimum=0),
+            chunk_delay_ms=self._number(streaming, "streaming", "chunk_delay_ms", 0, minimum=0),
+            heartbeat_s=self._number(streaming, "streaming", "heartbeat_s", 10, minimum=0.01),
+            message=message if message in MESSAGE_MODES else "tail",
         )
+        config.limits = Limits(
+            deadline_s=self._number(limits, "limits", "deadline_s", 600, minimum=0.001),
+            max_retries=self._whole(limits, "limits", "max_retries", 2),
+            retry_max_wait_s=self._number(limits, "limits", "retry_max_wait_s", 30, minimum=0),
+        )
+        config.models = models
+        config.providers = providers
+        config.fetch = dict(fetch)
+        config.summarize = self._summarize(self._table(data, "summarize"))
+        config.plugins_disable = [str(name) for name in disable]
+        config.plugins_prefer = {str(name): dist for name, dist in prefer.items() if isinstance(dist, str) and dist}
+        config.warmup = self._get(plugins, "plugins", "warmup", bool, True)
+        config.metrics_enabled = self._get(metrics, "metrics", "enabled", bool, True)
+        config.metrics_path = self._get(metrics, "metrics", "path", str, None)
+        config.warnings = self.warnings
+        config.raw = data
+        if self.errors:
+            raise ConfigError("\n".join(message for _, message in sorted(self.errors, key=lambda e: e[0])))
+        return config
 
     def _summarize(self, table: dict[str, Any]) -> SummarizeSettings:
         self._unknown("summarize", table, {"model", "concurrency", "map_concurrency", "max_input_tokens",
                                            "max_input_tokens_per_model"})
         per_model = self._get(table, "summarize", "max_input_tokens_per_model", dict, {})
-        for model in per_model:
-            self._whole(per_model, "summarize.max_input_tokens_per_model", model, 0, minimum=1000)
+        budgets = {model: self._whole(per_model, "summarize.max_input_tokens_per_model", model, 0, minimum=1000)
+                   for model in per_model}
         return SummarizeSettings(
             model=self._get(table, "summarize", "model", str, None),
             concurrency=self._whole(table, "summarize", "concurrency", 4, minimum=1),
             map_concurrency=self._whole(table, "summarize", "map_concurrency", 2, minimum=1),
             max_input_tokens=self._whole(table, "summarize", "max_input_tokens", 12_000, minimum=1000),
-            max_input_tokens_per_model={model: int(value) for model, value in per_model.items()},
+            max_input_tokens_per_model=budgets,
         )
 
-    def _where(self, dotted: str) -> str:
-        section, _, key = dotted.rpartition(".")
-        key = key.strip('"')
-        line = self._line_of(section, key)
-        return f"{self.path}, line {line}" if line else str(self.path)
-
-    def _line_of(self, section: str, key: str) -> int | None:
-        current = ""
-        header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
-        assign = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
-        for number, line in enumerate(self.lines, 1):
-            match = header.match(line)
-            if match:
-                current = match.group(1).replace('"', "").replace(" ", "")
-                if not section and current == key:
-                    return number
-                continue
-            if current == section.replace('"', "") and assign.match(line):
-                return number
-        return None
-
     def _fail(self, dotted: str, problem: str) -> None:
-        raise ConfigError(f"{self._where(dotted)}: {dotted} {problem}")
+        line = _line_of(self.config.text.splitlines(), dotted)
+        where = f"{self.config.path}, line {line}" if line else str(self.config.path)
+        self.errors.append((line or 0, f"{where}: {dotted} {problem}"))
 
-    def _unknown(self, section: str, table: dict[str, Any], known: set[str]) -> None:
+    def _unknown(self, section: str, table: dict[str, Any], known: set[str] | frozenset[str]) -> None:
         for key in table:
             if key not in known:
-                dotted = f"{section}.{key}" if section else key
-                self.warnings.append(
-                    f"{self._where(dotted)}: unknown key {dotted} (known: {', '.join(sorted(known))})"
-                )
+                self.warnings.append(self.config.unknown_key(section, key, known))
 
     def _table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
         if not isinstance(value, dict):
             self._fail(key, f"must be a table ([{key}]), got {type(value).__name__}")
+            return {}
         return value
+
+    def _tables(self, data: dict[str, Any], key: str, header: str) -> dict[str, dict[str, Any]]:
+        """A table of tables (``[models."X"]``, ``[providers.X]``); the entries that are not tables are errors."""
+        tables = {}
+        for name, table in self._table(data, key).items():
+            if isinstance(table, dict):
+                tables[name] = dict(table)
+            else:
+                self._fail(f"{key}.{name}", f"must be a table ([{header.format(name)}])")
+        return tables
 
     def _get(self, table: dict[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
         if key not in table:
@@ -248,12 +300,14 @@ class _Reader:
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             dotted = f"{section}.{key}" if section else key
             self._fail(dotted, f"must be a {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
+            return default
         return value
 
     def _whole(self, table: dict[str, Any], section: str, key: str, default: int, minimum: int = 0) -> int:
         value = self._number(table, section, key, default, minimum=minimum)
         if not isinstance(value, int):
             self._fail(f"{section}.{key}", f"must be a whole number ≥ {minimum}, got {value!r}")
+            return default
         return int(value)
 
     def _number(self, table: dict[str, Any], section: str, key: str, default: Any, *, minimum: float) -> Any:
@@ -263,6 +317,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value < minimum:
             self._fail(f"{section}.{key}", f"must be a number ≥ {minimum:g}, got {value!r}")
+            return default
         return value
 
 

@@ -47,6 +47,8 @@ class Fetcher:
     """URL schemes this fetcher serves."""
     hosts: ClassVar[tuple[str, ...]] = ()
     """Host names this fetcher is specific to; empty means any host. Specific fetchers win."""
+    config_keys: ClassVar[frozenset[str] | None] = None
+    """The ``[fetch]`` keys it reads; when all loaded fetchers declare theirs, the host warns of the rest."""
 
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}

@@ -26,8 +26,9 @@ def register_providers(register: Callable[[Provider], None]) -> None:
     """Register the plugin's model providers.
 
     :param register: call ``register(provider)`` once per :class:`Provider` instance; its ``name``
-        is the model prefix it serves. A name already taken by an earlier plugin is refused and
-        reported (see ``streamhost plugins``).
+        is the model prefix it serves. When plugins register the same name, one serves it (the
+        config's ``[plugins] prefer``, else a bundled plugin, else the first loaded) and the
+        collision is reported (see ``streamhost plugins``).
 
     Called once at start-up, for every plugin, before any tool is listed.
     """
@@ -39,7 +40,7 @@ def register_fetchers(register: Callable[[Fetcher], None]) -> None:
 
     :param register: call ``register(fetcher)`` once per :class:`Fetcher` instance. For a URL the
         host picks the first fetcher whose ``hosts`` name its host, else the first that serves its
-        scheme. A ``name`` already taken is refused and reported.
+        scheme. A ``name`` registered twice is settled and reported as for providers.
 
     Called once at start-up, for every plugin, before any tool is listed.
     """

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,24 @@ def host_dependencies() -> set[str]:
     return needed
 
 
-def installed_plugins(python: str = sys.executable) -> Records | None:
-    """``streamhost plugins --json`` of that interpreter by distribution name, None if it failed.
+@dataclass(frozen=True)
+class Installed:
+    """What ``streamhost plugins --json`` of an interpreter says: the plugins, and the names several register."""
+
+    plugins: Records
+    collisions: list[dict[str, Any]]
+
+
+def installed_plugins(python: str = sys.executable) -> Installed | None:
+    """``streamhost plugins --json`` of that interpreter, None if it failed.
 
     Run in a fresh process, so it sees what pip just changed.
     """
     try:
         found = subprocess.run([python, "-m", "streamhost.cli", "plugins", "--json"],
                                capture_output=True, text=True, timeout=120)
-        return {_normalize(r["name"]): r for r in json.loads(found.stdout)["plugins"]}
+        data = json.loads(found.stdout)
+        return Installed({_normalize(r["name"]): r for r in data["plugins"]}, list(data.get("collisions") or []))
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return None
 
@@ -124,11 +134,12 @@ def explain_failure(output: str, version: str) -> str:
     return "pip failed:\n" + "\n".join(tail)
 
 
-def _report(before: Records | None, after: Records | None) -> None:
-    """Print the plugins that appeared, disappeared or changed version."""
-    if before is None or after is None:
+def _report(before_all: Installed | None, after_all: Installed | None) -> None:
+    """Print the plugins that appeared, disappeared or changed version, and the names two plugins register."""
+    if before_all is None or after_all is None:
         print("pip finished, but `streamhost plugins` failed: run it to see what is installed")
         return
+    before, after = before_all.plugins, after_all.plugins
     for name in sorted(set(after) - set(before)):
         record = after[name]
         registered = [f"provider {p}" for p in record.get("providers") or []]
@@ -142,6 +153,8 @@ def _report(before: Records | None, after: Records | None) -> None:
         print(f"~ plugin {after[name]['name']} {before[name].get('version')} -> {after[name].get('version')}")
     if after == before:
         print("plugins unchanged")
+    for collision in after_all.collisions:
+        print(f"! {collision['message']}")
 
 
 def install(packages: Sequence[str], editable: Sequence[str] = (), upgrade: bool = False) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .config import Config
-from .errors import PluginError
+from .config import Config, did_you_mean
+from .errors import ConfigError, PluginError
 from .fetchers import Fetcher
 from .providers import Provider
 
@@ -26,6 +26,8 @@ DISABLE_ENV = "STREAMHOST_DISABLE_PLUGINS"
 STRICT_ENV = "STREAMHOST_STRICT_PLUGINS"
 KINDS: tuple[tuple[str, type], ...] = (("providers", Provider), ("fetchers", Fetcher))
 """What each ``register_<kind>`` hook registers."""
+BUNDLED = ("streamhost-openai", "streamhost-litellm", "streamhost-fetch")
+"""The plugins shipped with streamhost: a name one of them serves goes to a third party only by ``[plugins] prefer``."""
 
 
 @dataclass
@@ -48,6 +50,34 @@ class PluginRecord:
 
 
 @dataclass
+class Collision:
+    """Several plugins registered the same provider or fetcher name; one of them serves it."""
+
+    kind: str
+    """``provider`` or ``fetcher``."""
+    name: str
+    serves: str
+    """The distribution that serves the name."""
+    refused: list[str]
+    """The distributions whose registration of the name was refused."""
+    reason: str
+    preferred: bool
+    """Whether the config's ``[plugins] prefer`` chose (then it is not a warning)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``streamhost plugins --json``, with the sentence ``describe`` gives as ``message``."""
+        return {**{key: getattr(self, key) for key in self.__dataclass_fields__}, "message": self.describe()}
+
+    def describe(self) -> str:
+        """One sentence: who registers the name, who serves it, why, and how to choose."""
+        text = (f"{self.kind} {self.name!r} is registered by {self.serves} and {', '.join(self.refused)}: "
+                f"{self.serves} serves it ({self.reason})")
+        if not self.preferred:
+            text += f'; to choose, set [plugins] prefer = {{ {self.name} = "{self.refused[0]}" }} in the config'
+        return text
+
+
+@dataclass
 class Registry:
     """The providers and fetchers that loaded, and a record per plugin found."""
 
@@ -55,6 +85,7 @@ class Registry:
     fetchers: dict[str, Fetcher] = field(default_factory=dict)
     plugins: list[PluginRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    collisions: list[Collision] = field(default_factory=list)
 
     def fetcher_for(self, scheme: str, host: str) -> Fetcher | None:
         """The fetcher naming this host, else the first serving this scheme."""
@@ -100,6 +131,7 @@ def load_plugins(
     for name, plugin in extra:
         found.append((name, None, None, _returning(plugin)))
 
+    claims: dict[tuple[str, str], list[tuple[PluginRecord, Any]]] = {}
     for dist, version, entry, load in found:
         record = PluginRecord(name=dist, version=version, entry_point=entry)
         registry.plugins.append(record)
@@ -111,7 +143,7 @@ def load_plugins(
             record.skipped = "disabled (STREAMHOST_DISABLE_PLUGINS or [plugins] disable)"
             continue
         try:
-            _load_one(manager, registry, record, load, config)
+            registered = _load_one(manager, record, load, config)
         except Exception as exc:  # a plugin's failure is its own, never the host's
             record.error = f"{type(exc).__name__}: {exc}"
             log.warning("plugin %s failed to load and is skipped: %s", dist, record.error)
@@ -120,7 +152,17 @@ def load_plugins(
                     f"plugin {dist} failed to load: {record.error} "
                     f"(unset {STRICT_ENV} to skip broken plugins)"
                 ) from exc
+            continue
+        for kind, _ in KINDS:
+            for item in registered[kind]:
+                claims.setdefault((kind, item.name), []).append((record, item))
 
+    for (kind, name), claimants in claims.items():
+        record, item = _settle(registry, kind, name, claimants, config)
+        getattr(registry, kind)[name] = item
+        getattr(record, kind).append(name)
+    _check_prefer(registry, claims, config)
+    _check_fetch_keys(registry, config)
     loaded = {normalize(r.name) for r in registry.plugins}
     for name in sorted((only or set()) - loaded):
         registry.warnings.append(f"{LOAD_ENV} names {name}, which is not installed")
@@ -135,11 +177,11 @@ def _returning(plugin: object) -> Callable[[], object]:
 
 def _load_one(
     manager: pluggy.PluginManager,
-    registry: Registry,
     record: PluginRecord,
     load: Callable[[], object],
     config: Config,
-) -> None:
+) -> dict[str, list[Any]]:
+    """Import one plugin and call its register hooks; what it registered, checked and configured."""
     try:
         module = load()
     except SystemExit as exc:
@@ -153,27 +195,88 @@ def _load_one(
             for impl in getattr(manager.hook, f"register_{kind}").get_hookimpls():
                 if impl.plugin_name == record.name:
                     impl.function(**{arg: bucket.append for arg in impl.argnames})
-        _admit(registry, record, registered, config)
+        for kind, base in KINDS:
+            for item in registered[kind]:
+                if not isinstance(item, (Provider, Fetcher)) or not isinstance(item, base) or not item.name:
+                    raise TypeError(f"register_{kind} got {item!r}: register a {base.__name__} with a name")
+                section = f"providers.{item.name}" if base is Provider else "fetch"
+                table = config.providers.get(item.name, {}) if base is Provider else config.fetch
+                try:
+                    item.configure(table)
+                except ConfigError as exc:
+                    raise ConfigError(_located(exc.message, section, table, config)) from None
+        return registered
     except BaseException:
         manager.unregister(module)
         raise
 
 
-def _admit(registry: Registry, record: PluginRecord, registered: dict[str, list[Any]], config: Config) -> None:
-    """Check and configure what one plugin registered, then add it; nothing is added on failure."""
-    for kind, base in KINDS:
-        for item in registered[kind]:
-            if not isinstance(item, (Provider, Fetcher)) or not isinstance(item, base) or not item.name:
-                raise TypeError(f"register_{kind} got {item!r}: register a {base.__name__} with a name")
-            item.configure(config.providers.get(item.name, {}) if base is Provider else config.fetch)
-    for kind, base in KINDS:
-        admitted: dict[str, Any] = getattr(registry, kind)
-        for item in registered[kind]:
-            owner = next((r.name for r in registry.plugins if item.name in getattr(r, kind)), None)
-            if owner:
-                what = base.__name__.lower()
-                record.notes.append(f"{what} {item.name!r} not registered: {owner} already provides it")
-                log.warning("plugin %s: %s %r is already provided by %s", record.name, what, item.name, owner)
-                continue
-            admitted[item.name] = item
-            getattr(record, kind).append(item.name)
+def _located(message: str, section: str, table: dict[str, Any], config: Config) -> str:
+    """A plugin's ConfigError with the file and line of the key it names, and the close known key.
+
+    The known keys are read from a ``(known: a, b, c)`` list in the message, as the bundled plugins write it.
+    """
+    named = sorted((match.start(), key) for key in table
+                   if (match := re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", message)))
+    if not named:
+        where = config.locate(section)
+        return f"{where}: {message}" if where else message
+    where = config.locate(f"{section}.{named[0][1]}")
+    listed = re.search(r"\(known: ([^)]*)\)", message)
+    known = [k.strip() for k in listed.group(1).split(",")] if listed else []
+    hints = "".join(did_you_mean(key, known, f"{section}.") for _, key in named if known and key not in known)
+    return f"{where + ': ' if where else ''}{message}{hints}"
+
+
+def _settle(
+    registry: Registry, kind: str, name: str, claimants: list[tuple[PluginRecord, Any]], config: Config
+) -> tuple[PluginRecord, Any]:
+    """The claimant that serves a name: the one ``[plugins] prefer`` names, else a bundled one, else the first."""
+    wanted = normalize(config.plugins_prefer.get(name, ""))
+    chosen = next((c for c in claimants if normalize(c[0].name) == wanted), None)
+    reason = "chosen by [plugins] prefer"
+    if chosen is None:
+        chosen = next((c for c in claimants if normalize(c[0].name) in BUNDLED), None)
+        reason = "bundled plugins win over third-party ones"
+    if chosen is None:
+        chosen = claimants[0]
+        reason = "loaded first: distribution names in alphabetical order"
+    if len(claimants) > 1:
+        what = kind.removesuffix("s")
+        winner = chosen[0].name
+        refused = [record for record, item in claimants if item is not chosen[1]]
+        collision = Collision(what, name, winner, [record.name for record in refused], reason,
+                              preferred=normalize(winner) == wanted)
+        registry.collisions.append(collision)
+        for record in refused:
+            record.notes.append(f"{what} {name!r} not registered: {winner} serves it ({reason})")
+        if not collision.preferred:
+            registry.warnings.append(collision.describe())
+    return chosen
+
+
+def _check_prefer(registry: Registry, claims: dict[tuple[str, str], list[tuple[PluginRecord, Any]]],
+                  config: Config) -> None:
+    """Warn about ``[plugins] prefer`` entries that choose nothing: an unknown name or a distribution that lacks it."""
+    for name, dist in config.plugins_prefer.items():
+        where = config.locate(f"plugins.prefer.{name}")
+        prefix = f"{where}: " if where else ""
+        owners = [record.name for (_, claimed), found in claims.items() if claimed == name for record, _ in found]
+        if not owners:
+            names = {claimed for _, claimed in claims}
+            registry.warnings.append(f"{prefix}[plugins] prefer names {name!r}, which no loaded plugin registers"
+                                     f"{did_you_mean(name, names)}")
+        elif normalize(dist) not in {normalize(owner) for owner in owners}:
+            registry.warnings.append(f"{prefix}[plugins] prefer gives {name!r} to {dist}, which does not register "
+                                     f"it (registered by {', '.join(owners)}){did_you_mean(dist, owners)}")
+
+
+def _check_fetch_keys(registry: Registry, config: Config) -> None:
+    """Warn about ``[fetch]`` keys no loaded fetcher declares (only when every loaded fetcher declares its keys)."""
+    declared = [fetcher.config_keys for fetcher in registry.fetchers.values()]
+    if not declared or any(keys is None for keys in declared):
+        return
+    known = set().union(*declared)
+    for key in config.fetch:
+        if key not in known:
+            registry.warnings.append(config.unknown_key("fetch", key, known))

@@ -6,6 +6,7 @@ from streamhost import Document, Fetcher, Status, hookimpl
 class MemoFetcher(Fetcher):
     name = "memo"
     schemes = ("memo",)
+    config_keys = frozenset()  # reads nothing from [fetch], so the host can still check that table
 
     async def fetch(self, request):
         yield Status(f"reading {request.url}")
