@@ -95,11 +95,30 @@ def _detect(body: bytes) -> str | None:
     return _codec(best.encoding) if best is not None else None
 
 
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so that it encodes as UTF-8.
+
+    A page can carry one (a JSON ``"\\ud800"`` escape, a UTF-7 body), and a string that cannot be
+    encoded stops the MCP stdio writer that would send it. A surrogate pair written as two escapes is
+    joined into the character it stands for.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def decode_body(body: bytes, declared: str | None, kind: Kind) -> tuple[str, str]:
     """Decode a body: BOM, then the declared charset (header, else HTML meta) if the bytes agree, then detection.
 
-    Returns (text, codec used).
+    Returns (text, codec used); the text is always valid Unicode (see ``valid_text``).
     """
+    text, codec = _decode_body(body, declared, kind)
+    return valid_text(text), codec
+
+
+def _decode_body(body: bytes, declared: str | None, kind: Kind) -> tuple[str, str]:
     for bom, codec in _BOMS:
         if body.startswith(bom):
             text = _decode(body, codec)
@@ -125,8 +144,11 @@ def decode_body(body: bytes, declared: str | None, kind: Kind) -> tuple[str, str
 
 
 def pretty_json(text: str) -> str:
-    """JSON text indented for reading; text that does not parse is returned as it came."""
+    """JSON text indented for reading; text that does not parse is returned as it came.
+
+    ``\\uXXXX`` escapes are written out as characters, a lone surrogate as U+FFFD.
+    """
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        return valid_text(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
     except ValueError:
         return text

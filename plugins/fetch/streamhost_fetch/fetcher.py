@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -17,12 +18,14 @@ from streamhost import Document, Fetcher, FetchError, FetchEvent, FetchRequest, 
 from .client import make_client
 from .content import Kind, decode_body, kind_of, parse_content_type, pretty_json, sniff_kind
 from .extract import extract, load_trafilatura
-from .guard import AddressPolicy, GuardedBackend, Resolver
-from .options import FetchSettings, parse_settings
+from .guard import AddressPolicy, AddressRefusedError, GuardedBackend, Resolver
+from .options import SETTING_KEYS, FetchSettings, parse_settings
+from .proxies import proxy_label, proxy_routes
 from .robots import MAX_ROBOTS_BYTES, RobotsRules, robots_url
 from .transfer import (
     Body,
     Deadline,
+    HostNotFoundError,
     RedirectLimitError,
     TransferError,
     amount,
@@ -54,6 +57,7 @@ class HttpFetcher(Fetcher):
 
     name = "http"
     schemes = ("http", "https")
+    config_keys = SETTING_KEYS
 
     def __init__(
         self,
@@ -95,12 +99,15 @@ class HttpFetcher(Fetcher):
         """Yield statuses (robots.txt, connecting, KB received, extracting), then one Document."""
         settings = self.settings
         url = request.url.strip()
-        host = check_scheme(url).host
+        parsed = check_scheme(url)
         if request.format not in FORMATS:
             raise FetchError(f"format {request.format!r} is not one of {', '.join(FORMATS)}")
         started = time.monotonic()
         deadline = Deadline(settings.timeout_s, url)
-        client = make_client(self.guard(), self._tls(), user_agent=settings.agent, timeout_s=settings.timeout_s)
+        routes = proxy_routes(settings.proxy, os.environ)
+        client = make_client(
+            self.guard(), self._tls(), user_agent=settings.agent, timeout_s=settings.timeout_s, routes=routes
+        )
         async with client:
             obey_robots = request.model_initiated and settings.robots
 
@@ -112,7 +119,9 @@ class HttpFetcher(Fetcher):
             if obey_robots:
                 yield Status(f"checking {robots_url(url)}")
                 await self._check_robots(client, url, deadline)
-            yield Status(f"connecting to {host}")
+            route = routes.proxy_for(parsed)
+            via = f" through the proxy {proxy_label(route[0])}" if route else ""
+            yield Status(f"connecting to {parsed.host}{via}")
             response, hops = await open_url(client, url, deadline, before_hop=before_hop)
             try:
                 final_url = str(response.url)
@@ -167,7 +176,7 @@ class HttpFetcher(Fetcher):
         else:
             self._robots_reading[where] = done = anyio.Event()
             try:
-                rules = await self._read_robots(client, where, deadline)
+                rules = await self._read_robots(client, where, url, deadline)
             finally:
                 self._robots_reading.pop(where, None)
                 done.set()
@@ -179,26 +188,40 @@ class HttpFetcher(Fetcher):
                 "turns it off for assistants too"
             )
 
-    async def _read_robots(self, client: httpx2.AsyncClient, where: str, deadline: Deadline) -> RobotsRules:
-        unreadable = (
-            f"{where} could not be read ({{}}), and an unreachable robots.txt means \"disallow all\" "
-            "until it answers. Try again later, or set [fetch] robots = false"
-        )
+    async def _read_robots(self, client: httpx2.AsyncClient, where: str, url: str, deadline: Deadline) -> RobotsRules:
+        """The rules of ``where``, read for the page ``url``, which every error names."""
+
+        def unreadable(why: str) -> FetchError:
+            return FetchError(
+                f"{url} was not fetched: its site's robots.txt ({where}) could not be read ({why}), and a "
+                'robots.txt that cannot be read means "disallow all" until it answers. Try again later, or set '
+                "[fetch] robots = false"
+            )
+
         deadline = deadline.within(self.settings.robots_timeout_s, where, knob="robots_timeout_s")
         try:
             response, _ = await open_url(client, where, deadline)
         except RedirectLimitError:
             return RobotsRules()  # RFC 9309: too many redirects counts as unavailable, i.e. no rules
+        except HostNotFoundError as exc:
+            # The page is on the same host: robots = false would not help, the address is wrong.
+            raise HostNotFoundError(url, exc.reason) from None
+        except AddressRefusedError as exc:
+            if exc.message.startswith(f"{httpx2.URL(where)}: ") and isinstance(exc.__cause__, AddressRefusedError):
+                raise AddressRefusedError(f"{url}: {exc.__cause__.message}") from None  # the page's own host
+            raise unreadable(f"it redirects to a refused address: {exc.message}") from None
         except TransferError as exc:
-            raise FetchError(unreadable.format(exc.message)) from None
+            raise unreadable(exc.message) from None
         try:
             if response.status_code >= 500:
-                raise FetchError(unreadable.format(f"HTTP {response.status_code}"))
+                raise unreadable(f"HTTP {response.status_code}")
             if response.status_code >= 300:
                 return RobotsRules()  # RFC 9309: 4xx means there are no rules
             body = Body(MAX_ROBOTS_BYTES)
             async for _ in body.read(response, deadline):
                 pass
+        except TransferError as exc:
+            raise unreadable(exc.message) from None
         finally:
             await response.aclose()
         return RobotsRules.parse(body.data.decode("utf-8", errors="replace"))

@@ -20,7 +20,8 @@ import httpcore2
 
 from streamhost import FetchError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from .addresses import IPAddress, not_global_reason
+
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """``await resolver(host, port)`` → the IP addresses ``host`` resolves to, as strings."""
 
@@ -32,23 +33,43 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 """Deprecated ``::a.b.c.d``; stacks that still tunnel it automatically deliver to ``a.b.c.d``."""
 _IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 """SIIT ``::ffff:0:a.b.c.d`` (RFC 2765), which a translator delivers to ``a.b.c.d``."""
-_ULA = ipaddress.ip_network("fc00::/7")
 
-# What ``allow_private = true`` opens. Metadata, unspecified and multicast addresses are never a
-# page a user means; reaching them takes naming them in ``allow_hosts``.
-_OPENED_BY_ALLOW_PRIVATE = frozenset({"loopback", "private", "link-local", "unique local (ULA)", "not public"})
+# What ``allow_private = true`` does not open. Metadata, unspecified, multicast and broadcast
+# addresses are never a page a user means; reaching them takes naming them in ``allow_hosts``.
+_NEVER_OPENED_BY_ALLOW_PRIVATE = ("cloud metadata", "unspecified", "multicast", "limited broadcast")
 
 
 class AddressRefusedError(FetchError):
     """The SSRF guard refused to connect to an address."""
 
 
+class UnresolvedError(httpcore2.ConnectError):
+    """A host name did not resolve, at the connection layer. httpx2 reports it as a ConnectError caused
+    by this one; the transfer turns that into a ``HostNotFoundError`` naming the URL.
+
+    :param why: what the resolver said; ``proxy``: the proxy the request was for, when there is one.
+    """
+
+    def __init__(self, host: str, why: str, *, proxy: str | None = None) -> None:
+        if proxy is None:
+            message = f"the host {host} does not resolve ({why}); check the address"
+        else:
+            message = (
+                f"the host {host} does not resolve here ({why}), so it cannot be checked before it goes to the "
+                f'proxy {proxy}. Check the address; if only the proxy can resolve it, add "{host}" to '
+                "[fetch] allow_hosts"
+            )
+        super().__init__(message)
+        self.host = host
+        self.why = why
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
-    """Resolve ``host`` with the operating system's resolver (getaddrinfo), keeping its order."""
-    try:
-        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise httpcore2.ConnectError(f"could not resolve {host}: {exc}") from exc
+    """Resolve ``host`` with the operating system's resolver (getaddrinfo), keeping its order.
+
+    A name that does not resolve raises ``socket.gaierror`` (an OSError), as getaddrinfo does.
+    """
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses: list[str] = []
     for info in infos:
         address = str(info[4][0])
@@ -73,30 +94,18 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 
 def refusal_reason(ip: IPAddress) -> str | None:
-    """Why ``ip`` is not a public address (``"loopback"``, ``"private"``, …), or None when it is public."""
+    """Why ``ip`` is not a public address (``"loopback"``, ``"private"``, …), or None when it is public.
+
+    Public means globally reachable in the IANA special-purpose registries (see ``addresses``); an IPv6
+    address that wraps an IPv4 one is judged by the IPv4 address it delivers to.
+    """
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata"
     embedded = _embedded_ipv4(ip)
     if embedded is not None:
         reason = refusal_reason(embedded)
         return None if reason is None else f"{reason}, as {ip.compressed}"
-    if ip in METADATA_ADDRESSES:
-        return "cloud metadata"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if isinstance(ip, ipaddress.IPv6Address) and ip in _ULA:
-        return "unique local (ULA)"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return "private"  # fec0::/10, the deprecated predecessor of ULA
-    if ip.is_private:
-        return "private"
-    if not ip.is_global:
-        return "not public"
-    return None
+    return not_global_reason(ip)
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -124,17 +133,21 @@ class AddressPolicy:
             except ValueError:
                 self.names.add(entry.lower().rstrip("."))
 
+    def allows_name(self, host: str) -> bool:
+        """Whether ``host`` is named in ``allow_hosts``: allowed whatever it resolves to."""
+        return host.lower().rstrip(".") in self.names
+
     def check(self, host: str, ip: IPAddress) -> None:
         """Return if ``host`` at ``ip`` may be reached; raise AddressRefusedError saying why not."""
-        if host.lower().rstrip(".") in self.names or any(ip in network for network in self.networks):
+        if self.allows_name(host) or any(ip in network for network in self.networks):
             return
         reason = refusal_reason(ip)
-        if reason is None or (self.allow_private and reason.split(",")[0] in _OPENED_BY_ALLOW_PRIVATE):
+        if reason is None or (self.allow_private and not reason.startswith(_NEVER_OPENED_BY_ALLOW_PRIVATE)):
             return
         where = ip.compressed if parse_ip(host) == ip else f"{host} ({ip.compressed})"
         hint = (
             f'add "{host}" to [fetch] allow_hosts'
-            if reason.startswith(("cloud metadata", "unspecified", "multicast"))
+            if reason.startswith(_NEVER_OPENED_BY_ALLOW_PRIVATE)
             else f'set [fetch] allow_private = true or add "{host}" to [fetch] allow_hosts'
         )
         raise AddressRefusedError(
@@ -168,14 +181,33 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         if literal is not None:
             addresses = [literal]
         else:
-            addresses = [ip for ip in map(parse_ip, await self.resolver(host, port)) if ip is not None]
+            try:
+                answers = await self.resolver(host, port)
+            except OSError as exc:  # socket.gaierror: no such name, or no DNS server answering
+                raise UnresolvedError(host, str(exc.strerror or exc)) from exc
+            addresses = [ip for ip in map(parse_ip, answers) if ip is not None]
             if not addresses:
-                raise httpcore2.ConnectError(f"{host} resolved to no address")
+                raise UnresolvedError(host, "no address in the answer")
         # One refused answer refuses the name: a host that mixes public and private answers is
         # exactly what a rebinding attack looks like.
         for ip in addresses:
             self.policy.check(host, ip)
         return addresses
+
+    async def check_target(self, host: str, port: int, *, proxy: str) -> None:
+        """Check a host that the forward proxy ``proxy`` will connect to, before the request goes there.
+
+        The socket goes to the proxy, so the check above cannot see the target's address: resolve the
+        name here and refuse it as a direct connection would be. The proxy resolves the name again
+        itself and could get another answer (its own DNS, or rebinding): a documented limit. A name in
+        ``allow_hosts`` is not resolved, so a host only the proxy can resolve can still be allowed.
+        """
+        if self.policy.allows_name(host):
+            return
+        try:
+            await self.checked_addresses(host, port)
+        except UnresolvedError as exc:
+            raise UnresolvedError(host, exc.why, proxy=proxy) from exc
 
     async def connect_tcp(
         self,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
@@ -11,7 +9,7 @@ from typing import Any
 
 from streamhost import ConfigError
 
-log = logging.getLogger("streamhost.fetch")
+from .proxies import check_setting
 
 
 def _default_user_agent() -> str:
@@ -43,6 +41,8 @@ class FetchSettings:
     """Honour robots.txt for fetches an assistant asked for (a user's own command skips it)."""
     robots_timeout_s: float = 5.0
     """How long robots.txt may take; a robots.txt that cannot be read refuses the fetch."""
+    proxy: str = ""
+    """``""``: the proxy environment variables; ``"http://host:port"``: that proxy; ``"none"``: no proxy."""
 
     @property
     def agent(self) -> str:
@@ -71,16 +71,16 @@ def _hosts(table: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(item.strip().strip("[]").lower() for item in value)
 
 
+SETTING_KEYS = frozenset(f.name for f in fields(FetchSettings))
+"""The ``[fetch]`` keys this plugin reads; the host warns about others (with file, line and the close match)."""
+
+
 def parse_settings(table: Mapping[str, Any]) -> FetchSettings:
     """Check the ``[fetch]`` table and return its settings; a bad value raises ConfigError naming the key.
 
-    A key this plugin does not know is only warned about: ``[fetch]`` is shared with other fetcher plugins.
+    Other keys are ignored here: ``[fetch]`` is shared with other fetcher plugins, and the host reports
+    the keys no loaded fetcher declares.
     """
-    known = {f.name for f in fields(FetchSettings)}
-    for key in sorted(set(table) - known):
-        close = difflib.get_close_matches(key, known, n=1)
-        log.warning("fetch.%s is not a setting of streamhost-fetch; ignored%s", key,
-                    f" (did you mean fetch.{close[0]}?)" if close else "")
     user_agent = table.get("user_agent", "")
     if not isinstance(user_agent, str) or "\n" in user_agent or "\r" in user_agent:
         raise ConfigError(f"fetch.user_agent must be a one-line string, got {user_agent!r}")
@@ -92,4 +92,5 @@ def parse_settings(table: Mapping[str, Any]) -> FetchSettings:
         user_agent=user_agent.strip(),
         robots=_bool(table, "robots", True),
         robots_timeout_s=float(_positive(table, "robots_timeout_s", 5.0)),
+        proxy=check_setting(table.get("proxy", "")),
     )

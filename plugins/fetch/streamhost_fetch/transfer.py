@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -12,12 +13,13 @@ import httpx2
 
 from streamhost import FetchError, Status
 
-from .guard import AddressRefusedError
+from .guard import AddressRefusedError, UnresolvedError
 from .options import MAX_REDIRECTS
 
 T = TypeVar("T")
 
 SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 PROGRESS_EVERY_S = 0.25
 """Least time between two "N KB received" statuses: a fast transfer should not flood the relay."""
 
@@ -29,6 +31,18 @@ def amount(size: int) -> str:
 
 class TransferError(FetchError):
     """The site could not be reached or did not answer in time (as opposed to a refusal by policy)."""
+
+
+class HostNotFoundError(TransferError):
+    """The URL's host name does not resolve: no robots.txt or retry setting helps, only the right address.
+
+    :param reason: what the guard said, e.g. ``the host nowhere.example does not resolve (Name or
+        service not known); check the address``.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"could not fetch {url}: {reason}")
+        self.reason = reason
 
 
 class RedirectLimitError(FetchError):
@@ -87,12 +101,27 @@ def check_scheme(url: str) -> httpx2.URL:
     return parsed
 
 
+def redirect_error(url: str, location: str) -> FetchError:
+    """The error for a redirect that is not followed: to another scheme (``data:``, ``file:``) or no valid URL."""
+    shown = location if len(location) <= 80 else location[:77] + "..."
+    scheme = location.partition(":")[0].lower() if _SCHEME.match(location) else ""
+    if scheme and scheme not in SCHEMES:
+        return FetchError(
+            f"{url} redirected to a {scheme}: URL ({shown}), which is refused: only http:// and https:// pages "
+            "are fetched, redirects included"
+        )
+    return FetchError(f"{url} redirected to {shown!r}, which is not a valid http(s) URL; the site's redirect is broken")
+
+
 def status_error(url: str, response: httpx2.Response) -> FetchError:
     """A clear error for a 4xx/5xx answer."""
     code = response.status_code
     reason = response.reason_phrase or ""
     if code in (401, 403):
         advice = "the page needs a login or refuses automated clients"
+    elif code == 407:
+        advice = ("the proxy wants credentials, or refused the ones given: write them in the proxy URL, "
+                  "http://user:password@host:port")
     elif code in (404, 410):
         advice = "the page does not exist; check the address"
     elif code == 429:
@@ -109,6 +138,10 @@ def describe(exc: httpx2.HTTPError, url: str) -> TransferError:
     """A TransferError for a transport failure, naming the URL and what to do."""
     if isinstance(exc, httpx2.TimeoutException):
         return TransferError(f"{url} did not answer in time ({type(exc).__name__}); try again later")
+    if isinstance(exc.__cause__, UnresolvedError):
+        return HostNotFoundError(url, str(exc.__cause__))
+    if isinstance(exc, httpx2.ProxyError):
+        return TransferError(f"the proxy did not fetch {url}: {exc}; check the proxy setting and its credentials")
     if isinstance(exc, httpx2.ConnectError):
         return TransferError(f"could not connect to {url}: {exc or 'connection failed'}; check the address")
     return TransferError(f"fetching {url} failed: {type(exc).__name__}: {exc}")
@@ -133,16 +166,22 @@ async def open_url(
         try:
             response = await deadline.run(client.send(request, stream=True), what="connecting")
         except AddressRefusedError as exc:
-            raise AddressRefusedError(f"{request.url}: {exc.message}") from None
+            raise AddressRefusedError(f"{request.url}: {exc.message}") from exc
         except httpx2.HTTPError as exc:
             raise describe(exc, str(request.url)) from None
-        if response.next_request is None:
-            return response, hops
+        next_request = response.next_request
+        if next_request is None or next_request.url.scheme not in SCHEMES:
+            if not response.has_redirect_location:
+                return response, hops
+            # httpx2 leaves next_request empty for a Location it cannot make into a URL (``data:…``):
+            # returning the redirect itself would be an empty page passed off as a success.
+            await response.aclose()
+            raise redirect_error(str(request.url), response.headers["location"])
         await response.aclose()
         if len(hops) == MAX_REDIRECTS:
             last = response.next_request.url
             raise RedirectLimitError(f"{url} redirected more than {MAX_REDIRECTS} times (the last hop to {last})")
-        request = response.next_request
+        request = next_request
         hops.append(str(request.url))
         if before_hop is not None:
             await before_hop(hops[-1])

@@ -2,7 +2,8 @@
 
 ``site.py`` is loaded under the module name ``fetch_test_site`` (the name ``site`` is the stdlib's,
 and the suite runs with ``--import-mode=importlib``): test files can write
-``from fetch_test_site import WebSite`` for type hints once this conftest has run.
+``from fetch_test_site import WebSite`` for type hints once this conftest has run. ``proxy.py`` (a
+forward proxy) is loaded the same way as ``fetch_test_proxy``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from streamhost import Document, FetchError, FetchRequest, Status
 from streamhost_fetch import HttpFetcher
 
 
-def _load_site_module() -> Any:
-    name = "fetch_test_site"
+def _load_module(name: str, file: str) -> Any:
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("site.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
@@ -31,7 +31,19 @@ def _load_site_module() -> Any:
     return sys.modules[name]
 
 
-WebSite = _load_site_module().WebSite
+WebSite = _load_module("fetch_test_site", "site.py").WebSite
+ForwardProxy = _load_module("fetch_test_proxy", "proxy.py").ForwardProxy
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fetches go direct unless a test sets a proxy: the machine's own proxy variables are removed."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
 
 LOOPBACK_OPTIONS: dict[str, Any] = {"allow_hosts": ["127.0.0.1"]}
 """The ``[fetch]`` options that let a fetcher reach the loopback site (the guard refuses it by default)."""

@@ -63,32 +63,32 @@ async def test_gzip_bomb_stays_bounded(site: Any, make_fetcher: Any, run_fetch: 
 
 
 async def test_slow_server_hits_the_overall_deadline(site: Any, make_fetcher: Any, run_fetch: Any) -> None:
-    url = site.add("/slow", "<p>late</p>", delay_s=5)
+    url = site.add("/slow", "<p>late</p>", delay_s=30)
     started = time.monotonic()
     outcome = await run_fetch(make_fetcher(timeout_s=0.5), url)
     elapsed = time.monotonic() - started
     assert outcome.document is None and "took longer than 0.5 s" in str(outcome.error)
     assert "timeout_s" in str(outcome.error)
-    assert 0.45 < elapsed < 2
+    assert 0.45 < elapsed < 15, "the 0.5 s deadline, not the site's 30 s delay, ends the fetch"
 
 
 async def test_stalled_transfer_hits_the_deadline(site: Any, make_fetcher: Any, run_fetch: Any) -> None:
     url = site.add("/stall", "<p>" + "x" * 100_000 + "</p>", stall_after=1000, stall_s=30)
     started = time.monotonic()
     outcome = await run_fetch(make_fetcher(timeout_s=1), url)
-    assert "took longer than 1 s" in str(outcome.error) and time.monotonic() - started < 3
+    assert "took longer than 1 s" in str(outcome.error) and time.monotonic() - started < 15  # the stall is 30 s
 
 
 async def test_dripping_server_is_bounded_by_the_whole_fetch_not_each_read(
     site: Any, make_fetcher: Any, run_fetch: Any
 ) -> None:
-    # every read returns within 0.1 s, so a per-read timeout alone would wait the full 6 s
-    url = site.add("/drip", "y" * 6000, content_type="text/plain", chunk_size=100, chunk_delay_s=0.1)
+    # every read returns within 0.1 s, so a per-read timeout alone would wait the full 30 s
+    url = site.add("/drip", "y" * 30_000, content_type="text/plain", chunk_size=100, chunk_delay_s=0.1)
     started = time.monotonic()
     outcome = await run_fetch(make_fetcher(timeout_s=1.2, robots=False), url)
     elapsed = time.monotonic() - started
     assert "took longer than 1.2 s (reading the page)" in str(outcome.error)
-    assert elapsed < 2.5
+    assert elapsed < 15
     received = [status for status in outcome.statuses if status.endswith(" received")]
     assert 2 <= len(received) <= 6, received  # throttled to one every 0.25 s, not one per 100-byte read
 
