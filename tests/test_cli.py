@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ OPENAI = "streamhost-openai"
 BROKEN_IMPORT = "streamhost-test-broken-import"
 BROKEN_REGISTER = "streamhost-test-broken-register"
 COLLIDE = "streamhost-test-collide"
+EARLY = "streamhost-a-test-openai"  # sorts before streamhost-openai and registers openai too
 NOISY = "streamhost-test-noisy"
 HEAVY = {"mcp", "openai", "rich", "jsonschema", "httpx2", "httpx", "httpcore", "pydantic", "anyio",
          "streamhost_openai"}
@@ -134,6 +136,45 @@ def test_plugins_json_stdout_is_pure_json_even_with_a_printing_plugin(plugins_en
     records = {record["name"] for record in json.loads(result.stdout)["plugins"]}
     assert "streamhost-test-noisy" in records
     assert "noisy: print at import" in result.stderr
+
+
+def test_plugins_json_reports_who_serves_a_name_several_plugins_register(plugins_env: dict[str, str]) -> None:
+    result = run(plugins_env, "plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    collisions = {c["name"]: c for c in data["collisions"]}
+    assert collisions["openai"]["serves"] == OPENAI and collisions["openai"]["refused"] == [EARLY, COLLIDE]
+    assert collisions["twin"]["serves"] == EARLY and collisions["twin"]["refused"] == [COLLIDE]
+    assert by_name(data)[OPENAI]["providers"] == ["openai"]
+    assert [c["message"] for c in data["collisions"]] == [w for w in data["warnings"] if "registered by" in w]
+    table = run(plugins_env, "plugins")
+    assert "provider 'openai' is registered by streamhost-openai and" in " ".join(table.stdout.split())
+
+
+def test_plugins_prefer_in_the_config_gives_a_name_to_a_third_party(home: Any, plugins_env: dict[str, str]) -> None:
+    # Load order alone would give both names to EARLY, and a bundled plugin would keep openai.
+    home.write_config(f'[plugins]\nprefer = {{ openai = "{EARLY}", twin = "{COLLIDE}" }}\n')
+    result = run(plugins_env, "plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert by_name(data)[EARLY]["providers"] == ["openai"]
+    assert by_name(data)[COLLIDE]["providers"] == ["twin"]
+    assert by_name(data)[OPENAI]["providers"] == []
+    assert not any("registered by" in w for w in data["warnings"])  # chosen, so not a warning
+    models = run(plugins_env, "models", "--json")
+    assert "openai/early-model" in [m["id"] for m in json.loads(models.stdout)["models"]]
+
+
+def test_plugins_still_lists_the_plugins_when_the_config_is_broken(home: Any, env: dict[str, str]) -> None:
+    home.write_config('[streaming]\ncoalesce_ms = "fast"\n')
+    result = run(env, "plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert by_name(data)[OPENAI]["providers"] == ["openai"]
+    assert str(home.config) in data["config"]["error"] and "line 2" in data["config"]["error"]
+    table = run(env, "plugins")
+    assert table.returncode == 0, table.stderr
+    assert OPENAI in table.stdout and "config file broken" in table.stdout and "streaming.coalesce_ms" in table.stdout
 
 
 def test_disable_plugins_env_skips_openai(env: dict[str, str]) -> None:
@@ -285,7 +326,7 @@ def test_chat_prints_exactly_the_streamed_text(llm: Any, env: dict[str, str]) ->
     assert "first token" in result.stderr
     assert "tokens in 7 out 4" in result.stderr
     assert TEST_KEY not in all_output(result)
-    [request] = llm.requests
+    [request] = [r for r in llm.requests if r.api == "chat"]  # the warm-up also lists the endpoint's models
     assert request.authorized and request.stream and request.model == "scripted-chat"
     assert request.body["messages"] == [{"role": "user", "content": "Say hello"}]
 
@@ -330,6 +371,34 @@ def test_chat_unknown_model_lists_close_matches(llm: Any, home: Any, env: dict[s
     assert llm.requests == []
 
 
+def test_chat_errors_name_the_command_that_lists_models(llm: Any, env: dict[str, str]) -> None:
+    unknown = run(env, "chat", "-m", "nope/x", "hi")
+    assert unknown.returncode != 0
+    assert "`streamhost models`" in unknown.stderr
+    none = run(env, "chat", "hi")  # this endpoint lists no model, and the config names no default
+    assert none.returncode != 0
+    assert "no model given" in none.stderr and "`streamhost models`" in none.stderr
+    assert llm.requests == []
+
+
+def test_chat_prints_config_warnings_on_stderr(llm: Any, home: Any, env: dict[str, str]) -> None:
+    home.write_config('default_modle = "openai/gpt-4.1-mini"\n')
+    result = run(env, "chat", "-m", "openai/any", "hi")
+    assert result.returncode == 0, result.stderr
+    assert "line 1: unknown key default_modle (did you mean default_model?)" in " ".join(result.stderr.split())
+    assert "default_modle" not in result.stdout
+
+
+def test_the_readme_chat_example_works_on_a_fresh_install(llm: Any, env: dict[str, str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    models = re.findall(r"streamhost chat -m ([^\s`]+)", readme)
+    examples = [m for m in models if m != "MODEL"]
+    assert examples, "the README shows no chat example"
+    for model in examples:  # the config is empty, as after a fresh install
+        result = run(env, "chat", "-m", model, input="Why is the sky blue?")
+        assert result.returncode == 0, (model, result.stderr)
+
+
 def test_chat_missing_key_names_the_variable(llm: Any, env: dict[str, str]) -> None:
     llm.script("scripted-nokey", Script(tokens=["never"]))
     result = run(changed(env, drop=("OPENAI_API_KEY",)), "chat", "-m", "openai/scripted-nokey", "hi")
@@ -345,7 +414,7 @@ def test_chat_refused_key_is_an_error_that_does_not_echo_the_key(llm: Any, env: 
     assert result.returncode != 0
     assert "OPENAI_API_KEY" in result.stderr
     assert "sk-wrong-000111" not in all_output(result)
-    assert [r.authorized for r in llm.requests] == [False]
+    assert [r.authorized for r in llm.requests if r.api == "chat"] == [False]
 
 
 # ---------------------------------------------------------------- config
@@ -408,6 +477,30 @@ def test_doctor_reports_broken_plugins(plugins_env: dict[str, str]) -> None:
     assert TEST_KEY not in all_output(result)
 
 
+def test_doctor_counts_config_warnings_and_collisions_as_problems(home: Any, env: dict[str, str],
+                                                                 plugins_env: dict[str, str]) -> None:
+    home.write_config('default_modle = "openai/gpt-4.1-mini"\n')
+    typo = run(env, "doctor")
+    assert typo.returncode == 1
+    assert "did you mean default_model?" in typo.stdout and "1 problem(s)" in typo.stdout
+    assert "all good" not in typo.stdout
+    home.write_config("")
+    collided = run(changed(plugins_env, STREAMHOST_DISABLE_PLUGINS="streamhost-test-broken-import,"
+                                                              "streamhost-test-broken-register"), "doctor")
+    assert collided.returncode == 1
+    assert "provider 'openai' is registered by" in " ".join(collided.stdout.split())
+
+
+def test_serve_warns_of_collisions_and_config_typos_on_stderr(home: Any, plugins_env: dict[str, str]) -> None:
+    home.write_config("[fetch]\ntimeout = 5\n")
+    result = run(changed(plugins_env, STREAMHOST_DISABLE_PLUGINS="streamhost-test-pages"), "serve")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    err = " ".join(result.stderr.split())
+    assert "provider 'openai' is registered by streamhost-openai and" in err
+    assert "line 2: unknown key fetch.timeout (did you mean fetch.timeout_s?)" in err
+
+
 def test_doctor_reports_the_key_unset(env: dict[str, str]) -> None:
     result = run(changed(env, drop=("OPENAI_API_KEY",)), "doctor")
     assert result.returncode != 0
@@ -438,4 +531,4 @@ def test_ctrl_c_cancels_chat_and_closes_the_upstream(llm: Any, env: dict[str, st
     assert first.startswith(b"first ")
     assert proc.returncode == 130 and b"cancelled" in stderr
     assert b"Traceback" not in stderr
-    assert llm.wait_for(lambda records: any(r.model == "stalls" and r.disconnected for r in records), 5)
+    assert llm.wait_for(lambda records: any(r.model == "stalls" and r.disconnected for r in records), 30)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,8 +21,12 @@ T = TypeVar("T")
 
 
 def _setup_logging(level: str) -> None:
+    from .scrub import ScrubFilter, watch_environment
+
+    watch_environment()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("streamhost %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ScrubFilter())  # upstream text in a log line may echo a key
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -29,12 +34,20 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def _engine() -> Any:
-    """Config and plugins, loaded with stdout pointed at stderr so a printing plugin cannot spoil --json."""
+def _engine(warn: bool = True) -> Any:
+    """Config and plugins, loaded with stdout pointed at stderr so a printing plugin cannot spoil --json.
+
+    With ``warn``, the config's and the plugins' warnings (a mistyped key, a name two plugins register)
+    are printed on stderr: every command shows them, not only ``doctor``.
+    """
     from .engine import Engine
 
     with contextlib.redirect_stdout(sys.stderr):
-        return Engine.from_environment()
+        engine = Engine.from_environment()
+    if warn:
+        for warning in engine.config.warnings + engine.registry.warnings:
+            _console(stderr=True).print(f"[yellow]warning:[/] {_plain(warning)}")
+    return engine
 
 
 def _console(stderr: bool = False) -> Any:
@@ -79,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     startup_error = None
     try:
-        engine = _engine()
+        engine = _engine(warn=False)  # logged below, with the log's prefix
     except PluginError as exc:
         log.error("%s", exc.message)
         return 3
@@ -92,29 +105,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
              ", ".join(engine.registry.providers), len(engine.registry.fetchers), ", ".join(engine.registry.fetchers))
     try:
         asyncio.run(serve_stdio(engine, wire_in, wire_out, startup_error=startup_error))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # only before the server's own signal handlers are in place
         pass
-    return 0
+    # Everything is answered and flushed. Skip the interpreter's teardown: with the SDKs imported it
+    # takes a second or more, and a client stopping us (SIGINT, then SIGTERM 100 ms later) wants us gone.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    engine = _engine()
-    records = [r.as_dict() for r in engine.registry.plugins]
+    from .config import Config, config_path, load_config
+    from .loading import load_plugins
+
+    # A broken config file must not hide the plugins: list them as loaded with the defaults, and say so.
+    config_error = None
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        config, config_error = Config(path=config_path()), exc.message
+    with contextlib.redirect_stdout(sys.stderr):
+        registry = load_plugins(config)
+    records = [r.as_dict() for r in registry.plugins]
     if args.json:
-        print(json.dumps({"plugins": records, "warnings": engine.registry.warnings}, indent=2))
+        print(json.dumps({"plugins": records, "collisions": [c.as_dict() for c in registry.collisions],
+                          "warnings": registry.warnings,
+                          "config": {"path": str(config.path or ""), "error": config_error,
+                                     "warnings": config.warnings}}, indent=2))
         return 0
     from rich.table import Table
 
     table = Table("plugin", "version", "hooks", "registered", "status")
-    for r in engine.registry.plugins:
+    for r in registry.plugins:
         registered = ", ".join([f"provider {p}" for p in r.providers] + [f"fetcher {f}" for f in r.fetchers])
-        status = (r.error and f"[red]error: {r.error}[/]") or r.skipped or "ok"
+        status = (r.error and f"[red]error: {_plain(r.error)}[/]") or r.skipped or "ok"
         if r.notes:
-            status += "\n" + "\n".join(r.notes)
+            status += "\n" + "\n".join(_plain(note) for note in r.notes)
         table.add_row(r.name, r.version or "", ", ".join(r.hooks), registered, status)
     console = _console()
     console.print(table if records else "no plugins installed: pip install streamhost-openai")
-    for warning in engine.registry.warnings:
+    if config_error:
+        console.print(f"[red]config file broken (plugins listed with default settings):[/] {_plain(config_error)}")
+    for warning in config.warnings + registry.warnings:
         console.print(f"[yellow]warning:[/] {_plain(warning)}")
     return 0
 
@@ -137,6 +169,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         failures = asyncio.run(refresh())
     entries = engine.catalog.entries()
+    if not entries and engine.registry.providers and not failures:  # a failed refresh said why already
+        prefixes = ", ".join(f"{name}/NAME" for name in engine.registry.providers)
+        hint = ("the endpoints listed no models" if args.refresh
+                else "`streamhost models --refresh` asks each provider's endpoint what it serves")
+        _console(stderr=True).print(f"no models listed: {hint}; any {prefixes} works without a listing")
     if args.json:
         print(json.dumps({"default": engine.catalog.default_model(), "models": [e.as_dict() for e in entries]},
                          indent=2))
@@ -183,7 +220,29 @@ def cmd_chat(args: argparse.Namespace) -> int:
     generate = GenerateArgs(prompt=prompt, model=args.model, system=args.system, temperature=args.temperature,
                             max_tokens=args.max_tokens)
     try:
-        generation = _run_live(engine, sink, lambda: engine.generate(generate, sink))
+        providers = [engine.catalog.resolve(args.model).provider]
+    except StreamhostError:
+        if args.model is not None:
+            raise
+        # No default yet: a provider may find one while it warms (an OpenAI-compatible endpoint's model list).
+        providers = list(engine.registry.providers.values())
+    loaded_ms = 0.0
+
+    async def chat() -> Any:
+        # Set the provider up first (SDK import, endpoint listing), so "first token" is the model's time from
+        # the request, not the import's.
+        nonlocal loaded_ms
+        started = time.monotonic()
+        for provider in providers:
+            try:
+                await asyncio.to_thread(provider.warm)
+            except Exception as exc:  # the call itself reports what is wrong
+                log.debug("warming %s failed: %r", provider.name, exc)
+        loaded_ms = (time.monotonic() - started) * 1000
+        return await engine.generate(generate, sink)
+
+    try:
+        generation = _run_live(engine, sink, chat)
     except GenerationFailed as failed:
         err.print(f"[red]error:[/] {_plain(failed.error.message)}")
         return 1
@@ -191,7 +250,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return 130
     usage = generation.usage or {}
     ttft = "n/a" if generation.ttft_ms is None else f"{generation.ttft_ms:.0f} ms"
-    err.print(f"[dim]{generation.model} · first token {ttft} · {generation.duration_ms / 1000:.1f} s · "
+    err.print(f"[dim]{generation.model} · first token {ttft} from the request "
+              f"(provider set up in {loaded_ms:.0f} ms) · {generation.duration_ms / 1000:.1f} s · "
               f"tokens in {usage.get('input_tokens', '?')} out {usage.get('output_tokens', '?')}[/]")
     return 0
 
@@ -220,11 +280,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     console.print(f"streamhost {__version__}, Python {sys.version.split()[0]}")
     console.print(f"config: {config_path()}")
     try:
-        engine = _engine()
+        engine = _engine(warn=False)
     except StreamhostError as exc:
         console.print(f"[red]config or plugins broken:[/] {_plain(exc.message)}")
         return 1
+    # A mistyped key silently does nothing, and a name two plugins register may be served by the one the
+    # user did not mean: both are problems, not notes.
     for warning in engine.config.warnings + engine.registry.warnings:
+        problems += 1
         console.print(f"[yellow]warning:[/] {_plain(warning)}")
     for record in engine.registry.plugins:
         if record.error:

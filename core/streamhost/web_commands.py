@@ -34,13 +34,19 @@ class _SectionsView:
     def status(self, value: str) -> None:
         self._status, self._status_at = value, len(self.parts)
 
-    def __rich__(self) -> Any:
+    def renderable(self, tail_chars: int | None = None) -> Any:
+        """The sections so far (only their last ``tail_chars`` characters when given) and the status."""
         from rich.console import Group
         from rich.markdown import Markdown
         from rich.text import Text
 
         text = "".join(self.parts)
+        if tail_chars is not None:
+            text = text[-tail_chars:]
         return Group(*([Markdown(text)] if text else []), Text(self.status, style="dim"))
+
+    def __rich__(self) -> Any:
+        return self.renderable()
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
