@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -10,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +77,29 @@ def home(tmp_path: Path, llm: LLMTestServer, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture(scope="session")
 def test_plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The distributions under tests/plugins/, really pip-installed into a target dir."""
-    target = tmp_path_factory.mktemp("site")
-    projects = sorted(str(p) for p in (HERE / "plugins").iterdir() if (p / "pyproject.toml").exists())
-    subprocess.run(
+    target, sources = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("plugin-sources")
+    # Built from copies: setuptools writes build/ and *.egg-info beside the sources, and pytest-xdist workers
+    # install at the same time.
+    projects = [str(shutil.copytree(p, sources / p.name, ignore=shutil.ignore_patterns("build", "*.egg-info")))
+                for p in sorted((HERE / "plugins").iterdir()) if (p / "pyproject.toml").exists()]
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-         "--target", str(target), *projects],
-        check=True, capture_output=True, text=True,
+         *_build_isolation(), "--target", str(target), *projects],
+        capture_output=True, text=True,
     )
+    assert done.returncode == 0, done.stderr
     return target
+
+
+def _build_isolation() -> list[str]:
+    """``--no-build-isolation`` when this environment's setuptools can build the test plugins itself."""
+    # An isolated build fetches setuptools from the index for each of the projects: minutes on a slow index.
+    # The test extra brings setuptools>=77 (which builds wheels without the wheel package).
+    try:
+        usable = int(metadata.version("setuptools").split(".")[0]) >= 77
+    except (metadata.PackageNotFoundError, ValueError):
+        usable = False
+    return ["--no-build-isolation"] if usable else []
 
 
 @dataclass

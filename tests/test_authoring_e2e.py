@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from streamhost.scaffold import SKIP
 from streamhost.testing import LLMTestServer, Script
@@ -51,7 +52,9 @@ def host_env(tmp_path_factory: pytest.TempPathFactory) -> HostEnv:
     python = str(root / "venv" / "bin" / "python")
     quiet = ["--quiet", "--disable-pip-version-check"]
     subprocess.run([python, "-m", "pip", "install", *quiet, "--upgrade", "pip"], check=True, capture_output=True)
-    done = subprocess.run([python, "-m", "pip", "install", *quiet, f"{ROOT}[test]"], capture_output=True, text=True)
+    # pytest for the plugins' own suites; the rest of the test extra is the host suite's business
+    done = subprocess.run([python, "-m", "pip", "install", *quiet, str(ROOT), "pytest>=8"], capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
     print(f"\ne2e environment ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     config = root / "config.toml"
@@ -110,7 +113,7 @@ async def test_a_rendered_provider_installs_lists_streams_and_passes_its_own_tes
             {"E2E_LLM_API_KEY": KEY, "E2E_LLM_BASE_URL": llm.url},
         )
     assert not result.is_error, result.content
-    text = result.structured_content["text"]
+    text = result.content[0].text
     deltas = [p.meta["streamhost/delta"] for p in progress if p.meta and "streamhost/delta" in p.meta]
     assert text == "".join(TOKENS) == "".join(deltas)
     assert len(deltas) >= 3, "the answer reached the client in pieces while it was written"
@@ -173,3 +176,32 @@ def test_the_installed_host_has_every_module_of_core_and_the_whole_template(host
                for p in (ROOT / "plugin_template").rglob("*")
                if p.is_file() and not SKIP.intersection(p.parts) and p.suffix != ".pyc"}
     assert wanted - installed == set(), "missing from the installed host: add the package to pyproject.toml"
+
+
+def test_a_rendered_plugin_works_in_an_environment_of_its_own_as_plugin_new_says(host_env):
+    """Outside this repository: streamhost is on no package index, so the plugin's own venv must get it from
+    this checkout. The commands ``plugin new`` prints (those of the README's Test section, path filled in)
+    must set the project up and pass its tests; then the CI workflow's lint and test steps run there."""
+    project = host_env.root / "plugin-solo"
+    done = host_env.run("streamhost", "plugin", "new", "solo", "--dir", str(project))
+    assert done.returncode == 0, done.stderr
+    block = done.stdout.split("Or in a virtual environment of the plugin's own")[1].split("\n\n")[0]
+    commands = [line.strip() for line in block.splitlines()[1:]]
+    assert [c.split("#")[0].strip() for c in commands[1:]] == [
+        ".venv/bin/python -m pip install --upgrade pip", f".venv/bin/python -m pip install {ROOT}",
+        '.venv/bin/python -m pip install -e ".[test]"', ".venv/bin/python -m pytest"]
+
+    for command in commands:
+        ran = subprocess.run(["bash", "-c", command], cwd=project, env=host_env.env, capture_output=True, text=True,
+                             timeout=900)
+        assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
+    assert " passed" in ran.stdout and "skipped" not in ran.stdout, ran.stdout
+
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "test.yml").read_text(encoding="utf-8"))
+    steps = {step.get("name"): step for step in workflow["jobs"]["test"]["steps"]}
+    assert "${STREAMHOST_SOURCE:-" in steps["Install streamhost"]["run"], "the install step the README documents"
+    on_path = {**host_env.env, "PATH": f"{project / '.venv' / 'bin'}{os.pathsep}{host_env.env['PATH']}"}
+    for name in ("Lint", "Test"):
+        ran = subprocess.run(["bash", "-e", "-c", steps[name]["run"]], cwd=project, env=on_path,
+                             capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, f"{name}: {ran.stdout}\n{ran.stderr}"

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,8 @@ from .errors import InvalidArgumentError, StreamhostError
 KINDS = ("provider", "fetcher")
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 SKIP = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+EXAMPLE_SOURCE = "streamhost @ git+https://github.com/OWNER/streamhost@v0.1.0"
+"""What the generated project shows as a pip requirement for streamhost when this host's own is not usable in CI."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,44 @@ def template_root() -> Path:
     raise StreamhostError("the plugin template is missing from this streamhost install: reinstall streamhost")
 
 
+def host_source() -> str | None:
+    """A pip argument that installs this very streamhost again, or None when it came from a package index.
+
+    Read from the record pip keeps of a direct install (PEP 610 ``direct_url.json``): the source checkout
+    or wheel file it was installed from (when it still exists), or ``streamhost @ URL`` for a git or
+    archive URL. streamhost is not published on an index, so a plugin's own environment needs this.
+    """
+    from importlib import metadata
+
+    try:
+        record = metadata.distribution("streamhost").read_text("direct_url.json")
+        info = json.loads(record) if record else {}
+        url = info.get("url") if isinstance(info, dict) else None
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if not isinstance(url, str) or not url:
+        return None
+    vcs = info.get("vcs_info")
+    if isinstance(vcs, dict):
+        ref = vcs.get("commit_id") or vcs.get("requested_revision")
+        sub = info.get("subdirectory")
+        return (f"streamhost @ {vcs.get('vcs', 'git')}+{url}" + (f"@{ref}" if ref else "")
+                + (f"#subdirectory={sub}" if sub else ""))
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = Path(urllib.request.url2pathname(parsed.path))
+        return str(path) if path.exists() else None
+    return f"streamhost @ {url}"
+
+
+def ci_source(source: str | None) -> str:
+    """The pip requirement the generated CI workflow may use by default: only a URL works on a CI machine."""
+    # It lands inside a double-quoted shell word in the workflow: anything that could end or expand it is out.
+    if source and source.startswith("streamhost @ ") and not set(source) & set('"$`\\\'\n'):
+        return source
+    return ""
+
+
 def _author() -> str:
     try:
         found = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5)
@@ -86,9 +130,11 @@ def _files(root: Path, kind: str) -> Iterator[tuple[Path, Path]]:
                 yield source, relative
 
 
-def render(names: PluginNames, kind: str, target: Path, author: str) -> list[Path]:
+def render(names: PluginNames, kind: str, target: Path, author: str, source: str = "") -> list[Path]:
     """Write the plugin for ``kind`` into the new directory ``target``; returns the files written.
 
+    ``source`` is the pip requirement for streamhost that CI uses unless ``STREAMHOST_SOURCE`` is set
+    (see :func:`ci_source`); empty, CI fails at its first step until that variable is set.
     Raises InvalidArgumentError when ``target`` exists (nothing is overwritten) or the kind is unknown.
     """
     if kind not in KINDS:
@@ -102,6 +148,7 @@ def render(names: PluginNames, kind: str, target: Path, author: str) -> list[Pat
         "__DIST__": names.dist,
         "__NAME__": names.name,
         "__ENV__": names.env,
+        "__HOST_SOURCE__": ci_source(source),
     }
     planned = {relative: source for source, relative in _files(template_root(), kind)}
     written = []
@@ -124,8 +171,9 @@ def _substitute(text: str, tokens: dict[str, str]) -> str:
     return text
 
 
-def next_steps(names: PluginNames, kind: str, target: Path) -> str:
-    """What to do after rendering: install it, run its tests, see it in the host."""
+def next_steps(names: PluginNames, kind: str, target: Path, source: str | None = None) -> str:
+    """What to do after rendering: install it, run its tests, see it in the host; then the same in an
+    environment of the plugin's own, installing streamhost from ``source`` (see :func:`host_source`)."""
     try_it = (f'streamhost chat -m {names.name}/MODEL "hello"   # after setting {names.env}_BASE_URL and '
               f"{names.env}_API_KEY" if kind == "provider" else f"streamhost fetch {names.name}://notes/hello")
     # The host's own interpreter, not "python": streamhost may run from a venv, pipx or uv tool that is
@@ -140,8 +188,29 @@ def next_steps(names: PluginNames, kind: str, target: Path) -> str:
         "  streamhost plugins                # it is listed, with what it registered",
         f"  {try_it}",
         "",
+        *own_environment(source),
         f"Then edit {names.package}/{kind}.py; README.md explains each part.",
     ])
+
+
+def own_environment(source: str | None) -> list[str]:
+    """The commands that set the plugin up in a virtual environment of its own, and what CI needs."""
+    python = ".venv/bin/python"
+    lines = ["Or in a virtual environment of the plugin's own (README.md, Test):",
+             f"  {shlex.quote(sys.executable)} -m venv .venv",
+             f"  {python} -m pip install --upgrade pip"]
+    # streamhost is not on the package index: pip must get it from where this one came from.
+    where = (f"{shlex.quote(source)}   # streamhost, from where this one was installed" if source else
+             "/path/to/streamhost   # a checkout or wheel of streamhost: it is not on the package index")
+    lines += [f"  {python} -m pip install {where}", f'  {python} -m pip install -e ".[test]"',
+              f"  {python} -m pytest", ""]
+    if ci := ci_source(source):
+        lines.append(f"CI (.github/workflows/test.yml) installs streamhost from {ci!r}; the repository "
+                     "variable STREAMHOST_SOURCE overrides it.")
+    else:
+        lines.append("CI (.github/workflows/test.yml) fails at its first step until you set the repository variable "
+                     f"STREAMHOST_SOURCE\nto a pip requirement for streamhost, e.g. {EXAMPLE_SOURCE!r}.")
+    return [*lines, ""]
 
 
 def already_installed(names: PluginNames) -> str | None:
@@ -160,8 +229,9 @@ def cmd_plugin_new(args: argparse.Namespace) -> int:
     """``streamhost plugin new NAME [--kind provider|fetcher] [--dir DIR] [--author NAME]``."""
     names = PluginNames.parse(args.name)
     target = Path(args.dir) if args.dir else Path.cwd() / names.dist
-    render(names, args.kind, target, args.author or _author())
-    print(next_steps(names, args.kind, target))
+    source = host_source()
+    render(names, args.kind, target, args.author or _author(), source or "")
+    print(next_steps(names, args.kind, target, source))
     if warning := already_installed(names):
         print(warning, file=sys.stderr)
     return 0

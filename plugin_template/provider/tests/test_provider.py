@@ -60,7 +60,7 @@ async def test_generate_through_the_host_streams_progress(streamhost_host, strea
 
     assert not call.is_error, call.text
     assert call.text == call.streamed_text == "".join(TOKENS)
-    assert call.structured["model"] == "__NAME__/small"
+    assert call.meta["streamhost/model"] == "__NAME__/small"
 
 
 async def test_a_missing_key_names_the_variable(provider, monkeypatch):
