@@ -36,7 +36,9 @@ def _spawn_on_a_terminal(env: dict[str, str], model: str) -> tuple[subprocess.Po
     env = {**env, "TERM": "xterm-256color"}
     env.pop("COLUMNS", None)
     proc = subprocess.Popen([STREAMHOST, "chat", "-m", model, "hi"], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True,
+                            # as from a terminal, even when the suite runs as a background job (SIGINT ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     return proc, master
 

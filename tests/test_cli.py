@@ -521,8 +521,11 @@ def test_ctrl_c_cancels_chat_and_closes_the_upstream(llm: Any, env: dict[str, st
     import signal
 
     llm.script("stalls", Script(tokens=["first ", "second "], stall_after=2))
+    # Ctrl-C reaches a command run in the foreground; a suite started as a background job (CI may be) hands
+    # its children SIGINT ignored, which the command rightly keeps: give the child the terminal's default.
     proc = subprocess.Popen([STREAMHOST, "chat", "-m", "openai/stalls", "hi"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = os.read(proc.stdout.fileno(), 100)  # blocks until the first text is printed
         proc.send_signal(signal.SIGINT)

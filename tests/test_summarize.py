@@ -263,7 +263,9 @@ def test_ctrl_c_stops_streamhost_summarize_and_its_upstream_request(llm, pages_e
     llm.script("stall", Script(tokens=["one ", "two ", "never"], stall_after=2))
     process = subprocess.Popen([STREAMHOST, "summarize", "page://a", "page://b?delay=30", "-m", "openai/stall"],
                                env=pages_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # as from a terminal, even when the suite runs as a background job (SIGINT ignored)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     watchdog = threading.Timer(30, process.kill)  # a blocked read below must not hang the suite
     watchdog.start()
     try:
