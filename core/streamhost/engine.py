@@ -14,7 +14,7 @@ from typing import Any
 
 from .catalog import Catalog, Resolved
 from .config import Config, load_config
-from .errors import InvalidArgumentError, OutputValidationError
+from .errors import InvalidArgumentError, OutputValidationError, StreamhostError
 from .fetchers import Fetcher
 from .loading import Registry, load_plugins
 from .metrics import Metrics, default_metrics_path
@@ -84,9 +84,11 @@ class Engine:
         """
 
         def warm() -> None:
-            default = self.catalog.default_model() or ""
-            first = self.config.aliases.get(default, default).split("/", 1)[0]
-            providers = sorted(self.registry.providers.values(), key=lambda provider: provider.name != first)
+            try:
+                first: Provider | None = self.catalog.resolve(None).provider
+            except StreamhostError:  # no default model (yet): the registry's order
+                first = None
+            providers = sorted(self.registry.providers.values(), key=lambda provider: provider is not first)
             plugins: list[Provider | Fetcher] = [*providers, *self.registry.fetchers.values()]
             for index, plugin in enumerate(plugins):
                 while index and idle is not None and not idle():
