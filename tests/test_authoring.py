@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 import streamhost
-from streamhost.config import tomllib
+from streamhost.cli.scaffold import KINDS, PluginNames, ci_source, host_source, render, template_root
 from streamhost.errors import InvalidArgumentError
-from streamhost.scaffold import KINDS, PluginNames, ci_source, host_source, render, template_root
+from streamhost.host.config import tomllib
 
 HERE = Path(__file__).parent
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))

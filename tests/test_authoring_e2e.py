@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streamhost.scaffold import SKIP
+from streamhost.cli.scaffold import SKIP
 from streamhost.testing import LLMTestServer, Script
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from streamhost.errors import InvalidArgumentError
-from streamhost.structured import (
+from streamhost.host.output_schema import (
     MAX_SCHEMA_CHARS,
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_NODES,

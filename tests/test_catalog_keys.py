@@ -11,9 +11,9 @@ import os
 import pytest
 
 from streamhost import ModelInfo, Provider
-from streamhost.catalog import Catalog
-from streamhost.config import Config
-from streamhost.loading import Registry
+from streamhost.host.catalog import Catalog
+from streamhost.host.config import Config
+from streamhost.host.loading import Registry
 
 
 class PerModel(Provider):

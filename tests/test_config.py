@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streamhost import ConfigError
-from streamhost.config import Config, StreamingSettings, config_path, load_config, masked
+from streamhost.host.config import Config, StreamingSettings, config_path, load_config, masked
 
 # The example of CONTRACT.md, written out in full.
 CONTRACT_EXAMPLE = """\

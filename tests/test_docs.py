@@ -14,8 +14,8 @@ import pytest
 import streamhost
 import streamhost.testing
 from streamhost import hookspecs
-from streamhost.config import Config, tomllib
-from streamhost.loading import load_plugins
+from streamhost.host.config import Config, tomllib
+from streamhost.host.loading import load_plugins
 from streamhost.testing import pytest_plugin
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from streamhost.config import Config
-from streamhost.engine import Engine
 from streamhost.errors import FetchError, InvalidArgumentError
-from streamhost.fetching import DocumentCache, Pages, page_of
-from streamhost.loading import load_plugins
-from streamhost.sinks import CollectingSink
+from streamhost.host.config import Config
+from streamhost.host.engine import Engine
+from streamhost.host.loading import load_plugins
+from streamhost.host.sinks import CollectingSink
+from streamhost.pages.service import DocumentCache, PageService
+from streamhost.pages.slices import slice_of
 
 pytestmark = pytest.mark.anyio
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
@@ -110,7 +111,7 @@ async def test_fetch_url_errors_say_what_to_do(pages_env, mcp_serve, arguments, 
 
 
 async def test_the_cache_expires_and_keeps_formats_apart(engine):
-    pages = Pages(engine, DocumentCache(ttl_s=1.0, entries=2))  # the first hits must come well within it
+    pages = PageService(engine, DocumentCache(ttl_s=1.0, entries=2))  # the first hits must come well within it
     fetcher = engine.registry.fetchers["pages"]
     sink = CollectingSink()
     first = await pages.fetch("page://a", sink)
@@ -129,11 +130,11 @@ async def test_the_cache_expires_and_keeps_formats_apart(engine):
 
 
 async def test_fetch_errors_name_the_url(engine):
-    pages = Pages(engine)
+    pages = PageService(engine)
     with pytest.raises(FetchError, match="page://x\\?fail=gone: gone"):
         await pages.fetch("page://x?fail=gone", CollectingSink())
     with pytest.raises(InvalidArgumentError, match="past the end"):
-        page_of(await pages.fetch("page://x", CollectingSink()), start_index=10_000)
+        slice_of(await pages.fetch("page://x", CollectingSink()), start_index=10_000)
 
 
 def run_cli(env, *args):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamhost.installer import explain_failure, host_dependencies
+from streamhost.cli.installer import explain_failure, host_dependencies
 
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streamhost import FetchRequest
-from streamhost.config import Config, load_config
 from streamhost.errors import PluginError
-from streamhost.loading import load_plugins
+from streamhost.host.config import Config, load_config
+from streamhost.host.loading import load_plugins
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streamhost.metrics import Metrics
+from streamhost.host.metrics import Metrics
 
 
 def test_lines_are_json_and_the_file_rolls_over(tmp_path):

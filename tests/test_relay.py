@@ -18,8 +18,8 @@ from streamhost import (
     Usage,
 )
 from streamhost.errors import ProgressError
-from streamhost.relay import GenerationFailed, Relay, RelaySettings
-from streamhost.sinks import CollectingSink
+from streamhost.host.relay import GenerationFailed, Relay, RelaySettings
+from streamhost.host.sinks import CollectingSink
 
 pytestmark = pytest.mark.anyio
 

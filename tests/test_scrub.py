@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from streamhost.cli import _setup_logging
-from streamhost.scrub import repair, scrub, watch
+from streamhost.cli.main import _setup_logging
+from streamhost.host.scrub import repair, scrub, watch
 
 KEY = "k3y-value-0123456789"
 

@@ -18,16 +18,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from streamhost.chunking import estimate_tokens, split_text
-from streamhost.config import Config, SummarizeSettings, load_config
-from streamhost.engine import Engine
 from streamhost.errors import ConfigError, InvalidArgumentError
-from streamhost.fetching import Pages
-from streamhost.loading import load_plugins
-from streamhost.sinks import CollectingSink
-from streamhost.summarize import Summarizer, check_urls
+from streamhost.host.config import Config, SummarizeSettings, load_config
+from streamhost.host.engine import Engine
+from streamhost.host.loading import load_plugins
+from streamhost.host.sinks import CollectingSink
+from streamhost.pages.chunking import estimate_tokens, split_text
+from streamhost.pages.composer import Composer
+from streamhost.pages.service import PageService
+from streamhost.pages.summarize import Summarizer, check_urls
 from streamhost.testing import Script
-from streamhost.transcript import Transcript
 
 pytestmark = pytest.mark.anyio
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
@@ -135,7 +135,7 @@ async def test_a_long_page_is_mapped_then_reduced_and_only_the_reduce_streams(ll
     llm.script("mr", *[Script(tokens=["part ", "gist."], delay_s=0.05)] * parts,
                Script(tokens=["The ", "whole ", "page."]))
     sink = CollectingSink()
-    result = await Summarizer(engine, Pages(engine)).run(["page://long?chars=6000"], sink, model="openai/mr",
+    result = await Summarizer(engine, PageService(engine)).run(["page://long?chars=6000"], sink, model="openai/mr",
                                                           query="section 2")
     await engine.aclose()
     sent = prompts(llm, "mr")
@@ -159,7 +159,7 @@ async def test_part_summaries_too_long_for_one_call_are_combined_again(llm, make
     wordy = ["gist " * 120]  # 600 characters each: the part summaries do not fit in one 2,400-character call
     llm.script("rr", *[Script(tokens=wordy)] * parts, Script(tokens=["merged."]))
     sink = CollectingSink()
-    result = await Summarizer(engine, Pages(engine)).run(["page://huge?chars=15000"], sink, model="openai/rr")
+    result = await Summarizer(engine, PageService(engine)).run(["page://huge?chars=15000"], sink, model="openai/rr")
     await engine.aclose()
     sent = prompts(llm, "rr")
     merges = [p for p in sent if "consecutive parts" in p]
@@ -175,7 +175,7 @@ async def test_a_summary_that_breaks_keeps_its_text_and_the_next_page_goes_on(ll
     llm.script("br", Script(tokens=["half ", "a ", "summary"], error_after=2, error_message="model fell over"),
                Script(tokens=["fine."]))
     sink = CollectingSink()
-    result = await Summarizer(engine, Pages(engine)).run(["page://a", "page://b"], sink, model="openai/br")
+    result = await Summarizer(engine, PageService(engine)).run(["page://a", "page://b"], sink, model="openai/br")
     await engine.aclose()
     assert result.text == sink.text == ("## [1/2] Page a\n\nhalf a \n\n**Error:** the summary failed: openai/br: "
                                         "the upstream reported an error mid-stream: model fell over\n\n"
@@ -187,7 +187,7 @@ async def test_a_summary_that_breaks_keeps_its_text_and_the_next_page_goes_on(ll
 async def test_a_url_given_twice_is_fetched_once(llm, make_engine):
     engine = make_engine()
     llm.script("twice", Script(tokens=["gist."]))
-    result = await Summarizer(engine, Pages(engine)).run(["page://same", "page://other", "page://same"],
+    result = await Summarizer(engine, PageService(engine)).run(["page://same", "page://other", "page://same"],
                                                          CollectingSink(), model="openai/twice")
     await engine.aclose()
     starts = [e["url"] for e in engine.registry.fetchers["pages"].log if e["event"] == "start"]
@@ -287,13 +287,13 @@ def test_ctrl_c_stops_streamhost_summarize_and_its_upstream_request(llm, pages_e
 
 async def test_the_tail_keeps_the_space_where_a_heading_meets_its_summary():
     sink = CollectingSink()
-    transcript = Transcript(sink)
+    composer = Composer(sink)
     for text in ("## [1/1] Page a\n\n", "A summary", " line.\n", "Next"):
-        await transcript.write(text)
+        await composer.write(text)
     assert [u.tail for u in sink.updates] == [
         "## [1/1] Page a", "## [1/1] Page a A summary", "## [1/1] Page a A summary line.",
         "## [1/1] Page a A summary line. Next"]
-    await transcript.write("x" * 500 + "\n\nend")
+    await composer.write("x" * 500 + "\n\nend")
     assert sink.updates[-1].tail == "x" * 196 + " end"
 
 

@@ -25,7 +25,7 @@ from streamhost import (
     Usage,
     hookimpl,
 )
-from streamhost.relay import GenerationFailed
+from streamhost.host.relay import GenerationFailed
 from streamhost.testing import collect_events, fetch_document, relay, run_host
 
 WORDS = ["one ", "two ", "three ", "four"]

@@ -294,8 +294,8 @@ async def test_the_writer_repairs_a_message_it_cannot_encode_and_goes_on():
     from mcp.shared.message import SessionMessage
     from mcp_types import JSONRPCNotification, JSONRPCResponse
 
-    from streamhost.calls import Calls
-    from streamhost.wire import StdioWire
+    from streamhost.mcp.calls import Calls
+    from streamhost.mcp.wire import StdioWire
 
     wire_in, client_out = os.pipe()
     client_in, wire_out = os.pipe()
@@ -319,8 +319,8 @@ async def test_the_writer_drops_what_relates_to_a_request_once_its_cancel_is_rea
     from mcp.shared.message import ServerMessageMetadata, SessionMessage
     from mcp_types import JSONRPCNotification, JSONRPCResponse
 
-    from streamhost.calls import Calls
-    from streamhost.wire import StdioWire
+    from streamhost.mcp.calls import Calls
+    from streamhost.mcp.wire import StdioWire
 
     wire_in, client_out = os.pipe()
     client_in, wire_out = os.pipe()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from streamhost.sinks import CollectingSink, Update
+from streamhost.host.sinks import CollectingSink, Update
 
 if TYPE_CHECKING:
     from streamhost.fetchers import Fetcher, FetchRequest
+    from streamhost.host.relay import RelayResult
     from streamhost.providers import GenerationRequest, Provider
-    from streamhost.relay import RelayResult
 
 __all__ = ["CollectingSink", "Update", "collect_events", "fetch_document", "relay"]
 
@@ -39,13 +39,13 @@ async def relay(
 ) -> tuple[RelayResult, CollectingSink]:
     """Relay one call of ``provider`` into a :class:`CollectingSink`, as the host's engine would.
 
-    :param settings: :class:`streamhost.relay.RelaySettings` fields; by default nothing is coalesced
+    :param settings: :class:`streamhost.host.relay.RelaySettings` fields; by default nothing is coalesced
         (``coalesce_ms=0``) and failed calls are not retried (``max_retries=0``).
     :returns: the relay's result (whole text, usage, timings) and the sink holding every update.
-    :raises streamhost.relay.GenerationFailed: the call failed; ``.error`` is the user-facing error
+    :raises streamhost.host.relay.GenerationFailed: the call failed; ``.error`` is the user-facing error
         and ``.result.text`` the text streamed before it.
     """
-    from streamhost.relay import Relay, RelaySettings
+    from streamhost.host.relay import Relay, RelaySettings
 
     sink = sink if sink is not None else CollectingSink()
     options = {"label": f"{provider.name}/{request.model}", "coalesce_ms": 0, "max_retries": 0, **settings}

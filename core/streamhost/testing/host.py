@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import mcp_types
     from mcp import ClientSession
 
-    from streamhost.engine import Engine
+    from streamhost.host.engine import Engine
 
 __all__ = ["Host", "ToolCall", "run_host"]
 
@@ -108,7 +108,7 @@ async def _record_progress(buckets: dict[str, list[Any]], message: Any) -> None:
 
 
 def _config(config: Mapping[str, Any] | str | Path | None) -> Any:
-    from streamhost.config import _Reader, load_config, tomllib
+    from streamhost.host.config import _Reader, load_config, tomllib
 
     if isinstance(config, Path):
         return load_config(config)
@@ -137,10 +137,10 @@ async def run_host(
     """
     from mcp import Client
 
-    from streamhost.engine import Engine
     from streamhost.errors import PluginError
-    from streamhost.loading import load_plugins
-    from streamhost.server import build_server
+    from streamhost.host.engine import Engine
+    from streamhost.host.loading import load_plugins
+    from streamhost.mcp.server import build_server
 
     settings = _config(config)
     extra = [(_plugin_name(plugin, i), plugin) for i, plugin in enumerate(plugins)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from streamhost.sinks import CollectingSink
+    from streamhost.host.sinks import CollectingSink
     from streamhost.testing.llm_server import LLMTestServer
 
 STREAMHOST_TEST_KEY = "sk-streamhost-test-0123456789"
@@ -75,6 +75,6 @@ def streamhost_host(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def streamhost_sink() -> CollectingSink:
     """A fresh :class:`~streamhost.testing.CollectingSink`, to pass where the host takes a sink."""
-    from streamhost.sinks import CollectingSink
+    from streamhost.host.sinks import CollectingSink
 
     return CollectingSink()

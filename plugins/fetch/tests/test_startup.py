@@ -12,8 +12,8 @@ HEAVY = ("trafilatura", "lxml", "charset_normalizer", "justext", "htmldate", "co
 
 LOAD = """
 import sys
-from streamhost.config import Config
-from streamhost.loading import load_plugins
+from streamhost.host.config import Config
+from streamhost.host.loading import load_plugins
 registry = load_plugins(Config())
 fetcher = registry.fetchers["http"]
 print("LOADED", type(fetcher).__module__, sorted(m for m in {heavy} if m in sys.modules))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from streamhost import GenerationRequest, StreamError
-from streamhost.relay import GenerationFailed
+from streamhost.host.relay import GenerationFailed
 from streamhost.testing import Script, relay
 
 pytestmark = pytest.mark.anyio

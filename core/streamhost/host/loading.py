@@ -12,11 +12,11 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from .. import hookspecs
+from ..errors import ConfigError, PluginError
+from ..fetchers import Fetcher
+from ..providers import Provider
 from .config import Config, did_you_mean
-from .errors import ConfigError, PluginError
-from .fetchers import Fetcher
-from .providers import Provider
 
 log = logging.getLogger("streamhost.plugins")
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidArgumentError, StreamhostError
+from ..errors import InvalidArgumentError, StreamhostError
 
 KINDS = ("provider", "fetcher")
 NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
@@ -69,7 +69,7 @@ def template_root() -> Path:
         if (Path(location) / "common").is_dir():
             return Path(location)
     # An editable install maps only the top-level package, so the template is found beside core/.
-    beside = Path(__file__).resolve().parents[2] / "plugin_template"
+    beside = Path(__file__).resolve().parents[3] / "plugin_template"
     if (beside / "common").is_dir():
         return beside
     raise StreamhostError("the plugin template is missing from this streamhost install: reinstall streamhost")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .fetchers import Document
+from ..fetchers import Document
 
 SYSTEM = (
     "You summarize web pages for a reader who has not read them. Write plain markdown: short paragraphs "

@@ -13,15 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from . import __version__
-from .errors import ConfigError, PluginError, StreamhostError
+from .. import __version__
+from ..errors import ConfigError, PluginError, StreamhostError
 
 log = logging.getLogger("streamhost")
 T = TypeVar("T")
 
 
 def _setup_logging(level: str) -> None:
-    from .scrub import ScrubFilter, watch_environment
+    from ..host.scrub import ScrubFilter, watch_environment
 
     watch_environment()
     handler = logging.StreamHandler(sys.stderr)
@@ -40,7 +40,7 @@ def _engine(warn: bool = True) -> Any:
     With ``warn``, the config's and the plugins' warnings (a mistyped key, a name two plugins register)
     are printed on stderr: every command shows them, not only ``doctor``.
     """
-    from .engine import Engine
+    from ..host.engine import Engine
 
     with contextlib.redirect_stdout(sys.stderr):
         engine = Engine.from_environment()
@@ -81,14 +81,14 @@ def _run_live(engine: Any, sink: Any, work: Callable[[], Awaitable[T]]) -> T | N
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .stdio_guard import claim_stdio
+    from ..mcp.stdio_guard import claim_stdio
 
     wire_in, wire_out = claim_stdio()
     _setup_logging(args.log_level)
-    from .config import Config
-    from .engine import Engine
-    from .loading import Registry
-    from .server import serve_stdio
+    from ..host.config import Config
+    from ..host.engine import Engine
+    from ..host.loading import Registry
+    from ..mcp.server import serve_stdio
 
     startup_error = None
     try:
@@ -115,8 +115,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from .config import Config, config_path, load_config
-    from .loading import load_plugins
+    from ..host.config import Config, config_path, load_config
+    from ..host.loading import load_plugins
 
     # A broken config file must not hide the plugins: list them as loaded with the defaults, and say so.
     config_error = None
@@ -210,8 +210,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     asked = prompt in ("", "-")
     piped = _stdin_text(wait=asked)
     prompt = piped if asked else f"{prompt}\n\n{piped}" if piped else prompt
-    from .engine import GenerateArgs
-    from .relay import GenerationFailed
+    from ..host.engine import GenerateArgs
+    from ..host.relay import GenerationFailed
     from .terminal import TerminalSink
 
     engine = _engine()
@@ -257,7 +257,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config import config_path, load_config, masked
+    from ..host.config import config_path, load_config, masked
 
     path = config_path()
     if args.action == "path":
@@ -273,7 +273,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .config import config_path
+    from ..host.config import config_path
 
     console = _console()
     problems = 0
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scaffold.add_commands(sub)
     installer.add_commands(sub)
-    from .web_commands import add_commands  # fetch, summarize: their code lives there
+    from .web import add_commands  # fetch, summarize: their code lives there
 
     add_commands(sub)
     return parser
@@ -361,6 +361,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .sinks import Update
+from ..host.sinks import Update
 
 REFRESH_HZ = 8
 

@@ -13,9 +13,9 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from . import __version__
+from .. import __version__
+from ..host.engine import Engine
 from .calls import Calls
-from .engine import Engine
 from .framing import describe
 from .progress import ProgressSink, progress_token
 from .tools import build_tools, call, error_result

@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Any
 
-from .cli import _console, _engine, _plain, _run_live
-from .errors import StreamhostError
-from .fetchers import FORMATS
-from .sinks import Update
+from ..errors import StreamhostError
+from ..fetchers import FORMATS
+from ..host.sinks import Update
+from .main import _console, _engine, _plain, _run_live
 from .terminal import TerminalSink
 
 
@@ -51,7 +51,7 @@ class _SectionsView:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Print a page as markdown (or text, or raw); statuses while it is fetched."""
-    from .fetching import Pages
+    from ..pages.service import PageService
 
     engine = _engine()
     err = _console(stderr=True)
@@ -59,7 +59,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     markdown = args.format == "markdown"
 
     async def fetch() -> Any:
-        document = await Pages(engine).fetch(args.url, sink, format=args.format, model_initiated=False,
+        document = await PageService(engine).fetch(args.url, sink, format=args.format, model_initiated=False,
                                              use_cache=False)
         sink.view.status = ""
         if markdown:
@@ -83,15 +83,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     """Summarize the pages in order, each summary rendered as it is written."""
-    from .fetching import Pages
-    from .summarize import Summarizer, check_urls
+    from ..pages.service import PageService
+    from ..pages.summarize import Summarizer, check_urls
 
     urls = check_urls(args.urls)
     engine = _engine()
     err = _console(stderr=True)
     sink = TerminalSink()
     sink.view = _SectionsView()
-    summarizer = Summarizer(engine, Pages(engine), model_initiated=False)
+    summarizer = Summarizer(engine, PageService(engine), model_initiated=False)
     result = _run_live(engine, sink, lambda: summarizer.run(urls, sink, query=args.query, model=args.model))
     if result is None:
         return 130

@@ -1,6 +1,6 @@
 """One output text built from fixed pieces (headings, errors) and several relayed calls.
 
-A tool that runs many calls (``summarize_urls``) writes through a Transcript: every text update gets
+A tool that runs many calls (``summarize_urls``) writes through a Composer: every text update gets
 its offset in the whole output, so the deltas of the tool call still add up to its final text, and
 every update gets a ``progress`` inside the current step (step ``i`` of ``total`` spans ``[i, i+1)``).
 """
@@ -11,13 +11,13 @@ import asyncio
 import time
 from dataclasses import replace
 
-from .sinks import Sink, Tail, Update
+from ..host.sinks import Sink, Tail, Update
 
 _HALF_WAY = 8
 """Notifications after which a step shows half done: progress inside a step is n / (n + 8)."""
 
 
-class Transcript:
+class Composer:
     """Composes the output and its progress; sends to ``sink`` one update at a time, in order."""
 
     def __init__(self, sink: Sink, *, streaming: bool = True) -> None:
@@ -86,37 +86,37 @@ class Transcript:
 
 
 class RelayedSink:
-    """Takes a relay's updates into the transcript: its text at the transcript's offset."""
+    """Takes a relay's updates into the composer: its text at the composer's offset."""
 
-    def __init__(self, transcript: Transcript) -> None:
-        self.transcript = transcript
+    def __init__(self, composer: Composer) -> None:
+        self.composer = composer
         self.received = 0
 
     async def send(self, update: Update) -> None:
         """Append the relay's text, or pass its status line on."""
         if update.kind == "text":
             self.received += len(update.delta)
-            if self.transcript.first_text_at is None:
-                self.transcript.first_text_at = time.monotonic()
-            await self.transcript.write(update.delta)
+            if self.composer.first_text_at is None:
+                self.composer.first_text_at = time.monotonic()
+            await self.composer.write(update.delta)
         else:
-            await self.transcript.status(update.status, aside=update.aside)
+            await self.composer.status(update.status, aside=update.aside)
 
     async def settle(self, text: str) -> None:
         """After the call: append what of its final ``text`` did not stream (a model with streaming off)."""
         if len(text) > self.received:
-            if self.transcript.first_text_at is None:
-                self.transcript.first_text_at = time.monotonic()
+            if self.composer.first_text_at is None:
+                self.composer.first_text_at = time.monotonic()
             rest = text[self.received:]
             self.received = len(text)
-            await self.transcript.write(rest)
+            await self.composer.write(rest)
 
 
 class _StatusSink:
-    def __init__(self, transcript: Transcript, step: int | None) -> None:
-        self.transcript = transcript
+    def __init__(self, composer: Composer, step: int | None) -> None:
+        self.composer = composer
         self.step = step
 
     async def send(self, update: Update) -> None:
-        if update.kind == "status" and (self.step is None or self.step == self.transcript.step):
-            await self.transcript.status(update.status)
+        if update.kind == "status" and (self.step is None or self.step == self.composer.step):
+            await self.composer.status(update.status)

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidArgumentError, OutputValidationError, StreamhostError
+from ..fetchers import Fetcher
+from ..providers import GenerationRequest, Provider
 from .catalog import Catalog, Resolved
 from .config import Config, load_config
-from .errors import InvalidArgumentError, OutputValidationError, StreamhostError
-from .fetchers import Fetcher
 from .loading import Registry, load_plugins
 from .metrics import Metrics, default_metrics_path
-from .providers import GenerationRequest, Provider
+from .output_schema import checked_schema, parse_output, schema_instruction
 from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
 from .scrub import watch
 from .sinks import Sink
-from .structured import checked_schema, parse_output, schema_instruction
 
 log = logging.getLogger("streamhost.engine")
 WARM_IDLE_POLL_S = 0.2
@@ -138,7 +138,7 @@ class Engine:
             temperature=None if temperature is None else float(temperature),
             max_tokens=max_tokens,
             output_schema=schema,
-            options=self.config.model_options(resolved.full),
+            options=self.config.model_options(resolved.id),
         )
 
     def relay_settings(self, label: str, *, streaming: bool) -> RelaySettings:
@@ -156,10 +156,10 @@ class Engine:
         # The relay and the log filter mask these variables' values wherever upstream text shows up.
         watch(*(p.key_variable() for p in self.registry.providers.values()),
               resolved.provider.key_variable_for(resolved.name))
-        streaming = self.config.streaming_for(resolved.full) and request.output_schema is None
-        fields = {"call": next(_calls), "model": resolved.full, "provider": resolved.provider.name}
+        streaming = self.config.streaming_for(resolved.id) and request.output_schema is None
+        fields = {"call": next(_calls), "model": resolved.id, "provider": resolved.provider.name}
         relay = Relay(
-            self.relay_settings(resolved.full, streaming=streaming),
+            self.relay_settings(resolved.id, streaming=streaming),
             on_first_token=lambda ttft_ms: self.metrics.record("first_token", **fields, ttft_ms=_ms(ttft_ms)),
         )
         self.metrics.record("start", **fields, streaming=streaming, structured=request.output_schema is not None)
@@ -184,7 +184,7 @@ class Engine:
             tokens=result.usage.output_tokens if result.usage else None,
         )
         return Generation(
-            text=result.text, model=resolved.full, usage=result.usage.as_dict() if result.usage else None,
+            text=result.text, model=resolved.id, usage=result.usage.as_dict() if result.usage else None,
             ttft_ms=result.ttft_ms, duration_ms=result.duration_ms, output=output,
         )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from ..errors import UnknownModelError
+from ..providers import ModelInfo, Provider
 from .config import Config
-from .errors import UnknownModelError
 from .loading import Registry
-from .providers import ModelInfo, Provider
 
 MAX_NAME_CHARS = 200
 """The longest model name or alias looked up (a longer one is refused before any close-match search)."""
@@ -42,7 +42,8 @@ class Resolved:
     provider: Provider
     name: str
     """The part after the prefix, passed to the provider untouched."""
-    full: str
+    id: str
+    """The model id as lists show it: ``PROVIDER/NAME``."""
     info: ModelInfo | None
 
 
@@ -114,7 +115,7 @@ class Catalog:
             raise UnknownModelError(self._unknown_message(requested, prefix if slash else None))
         full = f"{provider.name}/{rest}"
         info = next((i for i in provider.models() if i.name == rest), None)
-        return Resolved(provider=provider, name=rest, full=full, info=info)
+        return Resolved(provider=provider, name=rest, id=full, info=info)
 
     def _unknown_message(self, requested: str, prefix: str | None) -> str:
         known = [e.id for e in self.entries()] + list(self.config.aliases)

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
-from .events import Event, Status, TextDelta, Usage
+from ..errors import ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
+from ..events import Event, Status, TextDelta, Usage
 from .scrub import repair, scrub
 from .sinks import Sink, Tail, Update
 

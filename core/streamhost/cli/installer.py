@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, StreamhostError
+from ..errors import InvalidArgumentError, StreamhostError
 
 HOST = "streamhost"
 Records = dict[str, dict[str, Any]]

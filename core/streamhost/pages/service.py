@@ -1,64 +1,23 @@
 """Fetching pages through the engine's plugins: the fetcher for a URL, its statuses through the relay,
-a small cache of recent documents, and paging of long content (as mcp-server-fetch pages it)."""
+and a small cache of recent documents."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-from .engine import Engine
-from .errors import FetchError, InvalidArgumentError, StreamhostError
-from .events import Event
-from .fetchers import Document, Fetcher, FetchRequest
-from .relay import GenerationFailed, Relay
-from .sinks import Sink
+from ..errors import FetchError, StreamhostError
+from ..events import Event
+from ..fetchers import Document, Fetcher, FetchRequest
+from ..host.engine import Engine
+from ..host.relay import GenerationFailed, Relay
+from ..host.sinks import Sink
 
-DEFAULT_MAX_LENGTH = 10_000
 CACHE_TTL_S = 300.0
 CACHE_ENTRIES = 32
 INSTALL_HINT = "pip install streamhost-fetch"
-NO_TEXT = "The page has no text content: it is empty, or its text is written by JavaScript, which is not run."
-
-
-@dataclass(frozen=True)
-class Page:
-    """One slice of a document's content, and where the next one starts."""
-
-    document: Document
-    text: str
-    start_index: int
-    next_start_index: int | None
-
-    @property
-    def note(self) -> str:
-        """What to tell the reader after the slice: how to get the rest, or that the page was cut."""
-        notes = [] if self.document.content else [NO_TEXT]
-        if self.next_start_index is not None:
-            notes.append(f"Content truncated: {len(self.document.content) - self.next_start_index} more "
-                         f"characters. Call fetch_url again with start_index={self.next_start_index} to read on.")
-        if self.document.truncated:
-            notes.append("The page was larger than the fetcher's size limit ([fetch] max_bytes) and was cut.")
-        return "\n".join(f"<note>{note}</note>" for note in notes)
-
-    def metadata(self) -> dict[str, Any]:
-        """What fetch_url reports besides the text: where the page came from and where this slice sits in it."""
-        doc = self.document
-        return {"url": doc.url, "final_url": doc.final_url, "title": doc.title, "content_type": doc.content_type,
-                "truncated": doc.truncated, "start_index": self.start_index,
-                "next_start_index": self.next_start_index, "total_length": len(doc.content)}
-
-
-def page_of(document: Document, start_index: int = 0, max_length: int = DEFAULT_MAX_LENGTH) -> Page:
-    """The slice ``[start_index, start_index + max_length)`` of the document's content."""
-    total = len(document.content)
-    if start_index > 0 and start_index >= total:
-        raise InvalidArgumentError(f"start_index {start_index} is past the end of the page ({total} characters)")
-    end = min(start_index + max_length, total)
-    return Page(document, document.content[start_index:end], start_index, end if end < total else None)
 
 
 class DocumentCache:
@@ -87,7 +46,7 @@ class DocumentCache:
             self._items.popitem(last=False)
 
 
-class Pages:
+class PageService:
     """Fetches documents with the registered fetchers, through the relay, remembering recent ones."""
 
     def __init__(self, engine: Engine, cache: DocumentCache | None = None) -> None:

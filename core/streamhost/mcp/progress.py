@@ -7,7 +7,7 @@ from typing import Any
 
 import mcp_types as types
 
-from .sinks import beside
+from ..host.sinks import beside
 
 DELTA_KEY = "streamhost/delta"
 OFFSET_KEY = "streamhost/offset"

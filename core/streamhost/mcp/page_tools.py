@@ -11,12 +11,13 @@ from typing import Any
 
 import mcp_types as types
 
-from .engine import Engine
-from .errors import InvalidArgumentError
-from .fetchers import FORMATS
-from .fetching import DEFAULT_MAX_LENGTH, Pages, page_of
-from .sinks import Sink
-from .summarize import MAX_URLS, Summarizer, check_urls
+from ..errors import InvalidArgumentError
+from ..fetchers import FORMATS
+from ..host.engine import Engine
+from ..host.sinks import Sink
+from ..pages.service import PageService
+from ..pages.slices import DEFAULT_MAX_LENGTH, slice_of
+from ..pages.summarize import MAX_URLS, Summarizer, check_urls
 from .tools import MAX_MODEL_CHARS, MODEL_TOO_LONG, ToolSpec, error_result, meta_of, text_result
 
 MAX_LENGTH_LIMIT = 1_000_000
@@ -30,7 +31,7 @@ def web_tools(engine: Engine) -> list[ToolSpec]:
     """The page tools this engine can serve (none without a fetcher plugin)."""
     if not engine.registry.fetchers:
         return []
-    pages = Pages(engine)
+    pages = PageService(engine)
     specs = [fetch_url_tool(pages)]
     if engine.registry.providers:
         specs.append(summarize_urls_tool(engine, pages))
@@ -46,7 +47,7 @@ def _whole(arguments: dict[str, Any], name: str, default: int, minimum: int, max
     return value
 
 
-def fetch_url_tool(pages: Pages) -> ToolSpec:
+def fetch_url_tool(pages: PageService) -> ToolSpec:
     """``fetch_url``: a page as markdown (or text, or raw), one slice at a time."""
     schemes = sorted({s for f in pages.engine.registry.fetchers.values() for s in f.schemes})
     schema = {
@@ -75,7 +76,7 @@ def fetch_url_tool(pages: Pages) -> ToolSpec:
         max_length = _whole(arguments, "max_length", DEFAULT_MAX_LENGTH, 1, MAX_LENGTH_LIMIT)
         start_index = _whole(arguments, "start_index", 0, 0, 2**53)
         document = await pages.fetch(url.strip(), sink, format=format)
-        page = page_of(document, start_index, max_length)
+        page = slice_of(document, start_index, max_length)
         text = "\n\n".join(filter(None, [page.text, page.note]))
         return text_result(text, meta_of(page.metadata()))
 
@@ -92,7 +93,7 @@ def fetch_url_tool(pages: Pages) -> ToolSpec:
     return ToolSpec(tool=tool, handler=handler, too_long={"url": URL_TOO_LONG})
 
 
-def summarize_urls_tool(engine: Engine, pages: Pages) -> ToolSpec:
+def summarize_urls_tool(engine: Engine, pages: PageService) -> ToolSpec:
     """``summarize_urls``: one streamed summary per page, in order, pages fetched concurrently."""
     summarizer = Summarizer(engine, pages)
     default = engine.config.summarize.model or engine.catalog.default_model()

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .errors import InvalidArgumentError, OutputValidationError
+from ..errors import InvalidArgumentError, OutputValidationError
 
 MAX_SCHEMA_DEPTH = 32
 """Objects and arrays nested in output_schema, at most: deeper than any real answer shape needs."""

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from . import summary_prompts as prompts
+from ..errors import AuthenticationError, InvalidArgumentError, MissingKeyError, StreamhostError
+from ..fetchers import Document
+from ..host.engine import Engine, GenerateArgs
+from ..host.relay import GenerationFailed
+from ..host.sinks import Sink
+from . import prompts as prompts
 from .chunking import CHARS_PER_TOKEN, split_text
-from .engine import Engine, GenerateArgs
-from .errors import AuthenticationError, InvalidArgumentError, MissingKeyError, StreamhostError
-from .fetchers import Document
-from .fetching import Pages
-from .relay import GenerationFailed
-from .sinks import Sink
-from .transcript import Transcript
+from .composer import Composer
+from .service import PageService
 
 MAX_URLS = 20
 MAX_COMBINE_ROUNDS = 3
@@ -89,7 +89,7 @@ class _Call:
     model: str
     query: str | None
     budget_chars: int
-    transcript: Transcript
+    composer: Composer
     usage: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None
     """Why the call stopped before the last page (a model error every page would hit)."""
@@ -98,7 +98,7 @@ class _Call:
 class Summarizer:
     """Runs summarize_urls calls for an engine; ``pages`` fetches (and caches) the documents."""
 
-    def __init__(self, engine: Engine, pages: Pages, *, model_initiated: bool = True) -> None:
+    def __init__(self, engine: Engine, pages: PageService, *, model_initiated: bool = True) -> None:
         self.engine = engine
         self.pages = pages
         self.model_initiated = model_initiated
@@ -116,20 +116,20 @@ class Summarizer:
         resolved.provider.require_key()  # fail once here, not once per page
         reserved = prompts.RESERVED_TOKENS + len(query or "") // CHARS_PER_TOKEN
         call = _Call(
-            model=resolved.full, query=query or None,
-            budget_chars=max((settings.budget_for(resolved.full) - reserved) * CHARS_PER_TOKEN, MIN_PART_CHARS),
-            transcript=Transcript(sink, streaming=self.engine.config.streaming_for(resolved.full)),
+            model=resolved.id, query=query or None,
+            budget_chars=max((settings.budget_for(resolved.id) - reserved) * CHARS_PER_TOKEN, MIN_PART_CHARS),
+            composer=Composer(sink, streaming=self.engine.config.streaming_for(resolved.id)),
         )
         total = len(urls)
         gate = asyncio.Semaphore(settings.concurrency)
         by_url: dict[str, asyncio.Task[Document]] = {}  # a URL given twice is fetched once
         for i, url in enumerate(urls):
             if url not in by_url:
-                by_url[url] = asyncio.create_task(self._fetch(url, i, gate, call.transcript))
+                by_url[url] = asyncio.create_task(self._fetch(url, i, gate, call.composer))
         results: list[PageSummary] = []
         try:
             for i, url in enumerate(urls):
-                call.transcript.begin(i, f"[{i + 1}/{total}]")
+                call.composer.begin(i, f"[{i + 1}/{total}]")
                 results.append(await self._page(url, i, total, by_url[url], call))
                 if call.stopped:
                     results.extend(PageSummary(url=u, error=f"not summarized: {call.stopped}") for u in urls[i + 1:])
@@ -137,29 +137,29 @@ class Summarizer:
         finally:
             await _cancel(list(by_url.values()))
         failed_pages = sum(1 for r in results if r.error)
-        await call.transcript.finish(total, f"[{total}/{total}] done" + (f", {failed_pages} failed" if failed_pages
+        await call.composer.finish(total, f"[{total}/{total}] done" + (f", {failed_pages} failed" if failed_pages
                                                                            else ""))
-        first = call.transcript.first_text_at
+        first = call.composer.first_text_at
         return Summaries(
-            text=call.transcript.text, results=results, model=call.model, usage=call.usage or None,
+            text=call.composer.text, results=results, model=call.model, usage=call.usage or None,
             ttft_ms=None if first is None else (first - started) * 1000,
             duration_ms=(time.monotonic() - started) * 1000, error=call.stopped,
         )
 
-    async def _fetch(self, url: str, index: int, gate: asyncio.Semaphore, transcript: Transcript) -> Document:
+    async def _fetch(self, url: str, index: int, gate: asyncio.Semaphore, composer: Composer) -> Document:
         async with gate:
-            return await self.pages.fetch(url, transcript.statuses_only(step=index),
+            return await self.pages.fetch(url, composer.statuses_only(step=index),
                                           model_initiated=self.model_initiated)
 
     async def _page(self, url: str, index: int, total: int, fetch: asyncio.Task[Document], call: _Call) -> PageSummary:
         """Fetch (or wait for) one page and stream its section; a page's own failure is written under it."""
-        transcript = call.transcript
+        composer = call.composer
         if not fetch.done():
-            await transcript.status(f"fetching {url}")
+            await composer.status(f"fetching {url}")
         try:
             document = await fetch
         except StreamhostError as exc:
-            await self._section(transcript, index, total, url, f"**Error:** {exc.message}")
+            await self._section(composer, index, total, url, f"**Error:** {exc.message}")
             return PageSummary(url=url, error=exc.message)
         title = " ".join((document.title or "").split()) or None
         result = PageSummary(url=url, final_url=document.final_url, title=title)
@@ -167,30 +167,30 @@ class Summarizer:
         if not content:
             result.error = (f"{document.final_url} has no text to summarize: the page is empty, or its text is "
                             "written by JavaScript, which is not run")
-            await self._section(transcript, index, total, title or url, f"**Error:** {result.error}")
+            await self._section(composer, index, total, title or url, f"**Error:** {result.error}")
             return result
-        await self._section(transcript, index, total, title or document.final_url)
-        mark = transcript.length
+        await self._section(composer, index, total, title or document.final_url)
+        mark = composer.length
         try:
             result.summary = await self._summarize(document, content, call)
         except GenerationFailed as failed:
-            result.summary = transcript.text[mark:]
+            result.summary = composer.text[mark:]
             result.error = f"the summary failed: {failed.error.message}"
             separator = "\n\n" if result.summary else ""  # after the partial summary, else right under the heading
-            await transcript.write(f"{separator}**Error:** {result.error}")
+            await composer.write(f"{separator}**Error:** {result.error}")
             if isinstance(failed.error, (MissingKeyError, AuthenticationError)):
                 call.stopped = failed.error.message  # every later page would fail the same way
         return result
 
-    async def _section(self, transcript: Transcript, index: int, total: int, title: str, body: str = "") -> None:
-        separator = "\n\n" if transcript.length else ""
-        await transcript.write(f"{separator}## [{index + 1}/{total}] {title}\n\n{body}")
+    async def _section(self, composer: Composer, index: int, total: int, title: str, body: str = "") -> None:
+        separator = "\n\n" if composer.length else ""
+        await composer.write(f"{separator}## [{index + 1}/{total}] {title}\n\n{body}")
 
     async def _summarize(self, document: Document, content: str, call: _Call) -> str:
         if len(content) <= call.budget_chars:
             return await self._stream(prompts.whole_page(document, content, call.query), call)
         parts = split_text(content, call.budget_chars)
-        await call.transcript.status(f"long page: summarizing {len(parts)} parts")
+        await call.composer.status(f"long page: summarizing {len(parts)} parts")
         summaries = await self._map(
             [prompts.page_part(document, part, k, len(parts), call.query) for k, part in enumerate(parts, 1)],
             call, what="part")
@@ -201,14 +201,14 @@ class Summarizer:
             groups = split_text(joined, call.budget_chars)
             if len(groups) >= len(summaries):
                 break  # the part summaries are each as long as a call allows: combining cannot shrink them
-            await call.transcript.status(f"combining {len(summaries)} part summaries in {len(groups)} groups")
+            await call.composer.status(f"combining {len(summaries)} part summaries in {len(groups)} groups")
             summaries = await self._map([prompts.combine_some(document, group, call.query) for group in groups],
                                         call, what="group")
             joined = _joined(summaries)
         if len(joined) > call.budget_chars:
-            await call.transcript.status("the part summaries are still too long: the end is left out")
+            await call.composer.status("the part summaries are still too long: the end is left out")
             joined = joined[: call.budget_chars]
-        await call.transcript.status(f"combining {len(summaries)} summaries")
+        await call.composer.status(f"combining {len(summaries)} summaries")
         return await self._stream(prompts.combine_all(document, joined, len(parts), call.query), call)
 
     async def _map(self, prompt_texts: list[str], call: _Call, what: str) -> list[str]:
@@ -217,17 +217,17 @@ class Summarizer:
 
         async def one(prompt: str) -> str:
             nonlocal done
-            generation = await self.engine.generate(self._args(prompt, call), call.transcript.statuses_only())
+            generation = await self.engine.generate(self._args(prompt, call), call.composer.statuses_only())
             _add_usage(call.usage, generation.usage)
             done += 1
-            await call.transcript.status(f"{what} {done}/{len(prompt_texts)} summarized")
+            await call.composer.status(f"{what} {done}/{len(prompt_texts)} summarized")
             return generation.text
 
         limit = self.engine.config.summarize.map_concurrency
         return await _bounded([partial(one, prompt) for prompt in prompt_texts], limit)
 
     async def _stream(self, prompt: str, call: _Call) -> str:
-        sink = call.transcript.relayed()
+        sink = call.composer.relayed()
         try:
             generation = await self.engine.generate(self._args(prompt, call), sink)
         except GenerationFailed as failed:

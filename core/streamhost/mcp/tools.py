@@ -10,12 +10,12 @@ from typing import Any
 
 import mcp_types as types
 
-from .catalog import MAX_NAME_CHARS, ModelEntry
-from .engine import Engine, GenerateArgs, Generation
-from .errors import InvalidArgumentError, StreamhostError
-from .relay import GenerationFailed
-from .sinks import Sink
-from .structured import MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES
+from ..errors import InvalidArgumentError, StreamhostError
+from ..host.catalog import MAX_NAME_CHARS, ModelEntry
+from ..host.engine import Engine, GenerateArgs, Generation
+from ..host.output_schema import MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES
+from ..host.relay import GenerationFailed
+from ..host.sinks import Sink
 
 log = logging.getLogger("streamhost.tools")
 MAX_MODEL_CHARS = MAX_NAME_CHARS
@@ -209,7 +209,7 @@ def list_models_tool(engine: Engine) -> ToolSpec:
 
 def build_tools(engine: Engine) -> dict[str, ToolSpec]:
     """Every tool this engine serves, by name."""
-    from .web_tools import web_tools  # it builds on this module's ToolSpec
+    from .page_tools import web_tools  # it builds on this module's ToolSpec
 
     specs = [generate_tool(engine), list_models_tool(engine), *web_tools(engine)]
     return {spec.tool.name: spec for spec in specs}
