@@ -56,7 +56,8 @@ class CredentialFile(Provider):
 
 
 def entries(*providers: Provider) -> dict[str, tuple[str | None, bool]]:
-    registry = Registry(providers={p.name: p for p in providers})
+    registry = Registry()
+    registry.providers.update({p.name: p for p in providers})
     return {e.id: (e.key_variable, e.key_configured) for e in Catalog(registry, Config()).entries()}
 
 

@@ -192,9 +192,13 @@ def test_load_plugins_empty_loads_none(plugins_env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)  # nothing imported, so not even the noisy plugin could print
     assert {r["name"] for r in data["plugins"]} >= {OPENAI, BROKEN_IMPORT, NOISY}
+    # Only installed plugins are chosen by the variable: the host's own built-in tools always load.
+    builtin = by_name(data).pop("streamhost")
+    assert builtin["skipped"] is None and "generate" in builtin["tools"]
     for record in data["plugins"]:
-        assert record["skipped"] and "STREAMHOST_LOAD_PLUGINS" in record["skipped"]
-        assert record["providers"] == [] and record["error"] is None
+        if record is not builtin:
+            assert record["skipped"] and "STREAMHOST_LOAD_PLUGINS" in record["skipped"]
+            assert record["providers"] == [] and record["error"] is None
 
 
 def test_load_plugins_names_what_to_load_and_warns_of_unknown_names(env: dict[str, str]) -> None:

@@ -203,8 +203,6 @@ def test_broken_toml_names_the_file_and_the_line(write, text: str, line: int) ->
         ('[models."openai/o3-pro"]\nstreaming = "no"\n', 2, 'models."openai/o3-pro".streaming'),
         ("default_model = 5\n", 1, "default_model"),
         ('[plugins]\ndisable = "streamhost-openai"\n', 2, "plugins.disable"),
-        ("[fetch]\nmax_bytes = 0\n", 2, "fetch.max_bytes"),
-        ('[fetch]\nallow_private = "no"\n', 2, "fetch.allow_private"),
         ("[limits]\ndeadline_s = 0\n", 2, "limits.deadline_s"),
         ('\nstreaming = "on"\n', 2, "streaming"),
         ('[providers]\nopenai = "sk-whatever"\n', 2, "providers.openai"),
@@ -365,3 +363,10 @@ def test_masked_hides_header_style_and_non_string_secrets() -> None:
     flat = repr(masked(raw))
     for secret in ("sk-h1", "sk-h2", "sk-h3", "987654"):
         assert secret not in flat
+
+
+def test_masked_hides_the_credentials_in_a_url_but_not_the_rest() -> None:
+    shown = masked({"fetch": {"proxy": "http://me:pw-1@proxy.example:3128"},
+                    "providers": {"x": {"base_url": "https://tok-2@gw.example/v1", "plain": "https://gw.example/v1"}}})
+    assert shown["fetch"]["proxy"] == "http://****@proxy.example:3128"
+    assert shown["providers"]["x"] == {"base_url": "https://****@gw.example/v1", "plain": "https://gw.example/v1"}

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from streamhost.builtin_tools.slices import slice_of
 from streamhost.errors import FetchError, InvalidArgumentError
 from streamhost.host.config import Config
 from streamhost.host.engine import Engine
 from streamhost.host.loading import load_plugins
 from streamhost.host.sinks import CollectingSink
 from streamhost.pages.service import DocumentCache, PageService
-from streamhost.pages.slices import slice_of
 
 pytestmark = pytest.mark.anyio
 STREAMHOST = str(Path(sys.executable).with_name("streamhost"))

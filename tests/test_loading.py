@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from streamhost import FetchRequest
@@ -42,13 +44,14 @@ def test_each_plugin_is_recorded_and_the_good_ones_serve(installed):
 
 
 async def test_register_fetchers_registers_a_fetcher_that_serves_its_scheme(installed):
-    registry = load_plugins(Config(fetch={"timeout_s": 5}))
+    registry = load_plugins(Config(fetch={"timeout_s": 5, "memo_heading": "memo:"}))
     fetcher = registry.fetcher_for("memo", "anything")
     assert records(registry)["streamhost-test-fetcher"].fetchers == ["memo"]
-    assert fetcher is registry.fetchers["memo"] and fetcher.options == {"timeout_s": 5}
+    # It gets the [fetch] keys it declares; timeout_s is the http fetcher's.
+    assert fetcher is registry.fetchers["memo"] and fetcher.options == {"memo_heading": "memo:"}
     assert registry.fetcher_for("gopher", "x") is None
     events = [event async for event in fetcher.fetch(FetchRequest(url="memo://note/1"))]
-    assert events[-1].content == "memo body of memo://note/1"
+    assert events[-1].content == "memo: memo://note/1"
 
 
 def test_config_tables_reach_their_provider(installed, monkeypatch):
@@ -61,7 +64,7 @@ def test_config_tables_reach_their_provider(installed, monkeypatch):
 def test_a_bad_provider_table_is_that_plugins_error_not_the_hosts(installed, monkeypatch):
     monkeypatch.setenv("STREAMHOST_DISABLE_PLUGINS", "streamhost-test-collide, streamhost-a-test-openai")
     registry = load_plugins(Config(providers={"openai": {"colour": "red"}}))
-    assert "providers.openai: unknown key colour" in records(registry)["streamhost-openai"].error
+    assert "unknown key providers.openai.colour" in records(registry)["streamhost-openai"].error
     assert "openai" not in registry.providers and "noisy" in registry.providers
 
 
@@ -149,11 +152,11 @@ def test_an_unknown_fetch_key_is_reported_with_file_line_and_close_match(install
     assert records(registry)["streamhost-fetch"].error is None
     (warning,) = registry.warnings
     assert warning.startswith(f"{path}, line 4: unknown key fetch.alow_private (did you mean fetch.allow_private?)")
-    assert "robots_timeout_s" in warning  # the keys the loaded fetchers declare
+    assert "robots_timeout_s" in warning and "memo_heading" in warning  # the keys the loaded fetchers declare
 
 
 def test_fetch_keys_are_not_judged_when_a_loaded_fetcher_does_not_declare_its_own(installed, monkeypatch):
-    # streamhost-test-pages does not declare config_keys: any key may be its.
+    # streamhost-test-pages declares no options (declared_options is None): any key may be its.
     monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "streamhost-fetch, streamhost-test-pages")
     registry = load_plugins(Config(fetch={"pages_speed": 3}))
     assert set(registry.fetchers) == {"http", "pages"} and registry.warnings == []
@@ -167,6 +170,66 @@ def test_a_mistyped_provider_key_gets_file_line_and_close_match(installed, tmp_p
                     encoding="utf-8")
     registry = load_plugins(load_config(path))
     error = records(registry)["streamhost-openai"].error
-    assert error.startswith(f"ConfigError: {path}, line 6: providers.openai: unknown key bse_url")
-    assert error.endswith("(did you mean providers.openai.base_url?)")
+    assert error.startswith(f"ConfigError: {path}, line 6: unknown key providers.openai.bse_url "
+                            "(did you mean providers.openai.base_url?); known: api, api_key_env, base_url")
     assert "openai" not in registry.providers
+
+
+# ---------------------------------------------------------------- tools, and the host's own default plugin
+
+
+def test_the_built_in_tools_load_as_a_plugin_whatever_the_environment_lists(installed, monkeypatch):
+    monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "")
+    registry = load_plugins(Config())
+    builtin = records(registry)["streamhost"]
+    assert builtin.skipped is None and builtin.error is None and builtin.hooks == ["register_tools"]
+    assert builtin.tools == list(registry.tools) == ["generate", "list_models", "fetch_url", "summarize_urls"]
+    assert builtin.registrations()[:2] == ["tool generate", "tool list_models"]
+    assert all(record.skipped for record in registry.plugins if record is not builtin)
+
+
+def test_a_tool_named_like_a_built_in_one_loses_to_it_unless_preferred(installed, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHOST_LOAD_PLUGINS", "streamhost-test-tools")
+    monkeypatch.setenv("STREAMHOST_TEST_TOOLS_COLLIDE", "1")  # it also registers a tool named generate
+    registry = load_plugins(Config())
+    assert records(registry)["streamhost-test-tools"].tools == ["spell"]
+    assert type(registry.tools["generate"]).__module__ == "streamhost.builtin_tools.models"
+    (collision,) = registry.collisions
+    assert (collision.kind, collision.name, collision.serves, collision.refused) == (
+        "tool", "generate", "streamhost", ["streamhost-test-tools"])
+    assert registry.warnings == [collision.describe()]
+    monkeypatch.delenv("STREAMHOST_CONFIG", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text('[plugins]\nprefer = { generate = "streamhost-test-tools" }\n', encoding="utf-8")
+    preferred = load_plugins(load_config(path))
+    assert type(preferred.tools["generate"]).__name__ == "Impostor" and preferred.warnings == []
+    assert records(preferred)["streamhost"].notes == [
+        "tool 'generate' not registered: streamhost-test-tools serves it (chosen by [plugins] prefer)"]
+
+
+def test_a_tool_that_cannot_be_called_is_the_plugins_load_error(installed):
+    from streamhost import Tool, hookimpl
+
+    class Spaced(Tool):
+        name = "two words"
+
+    class Listless(Tool):
+        name = "listless"
+        input_schema: ClassVar[dict] = {"type": "array"}
+
+    class One:
+        @hookimpl
+        def register_tools(self, register):
+            register(Spaced())
+
+    class Two:
+        @hookimpl
+        def register_tools(self, register):
+            register(Listless())
+
+    registry = load_plugins(Config(), extra=[("one", One()), ("two", Two())], entry_points=[])
+    assert records(registry)["one"].error == ("ValueError: tool name 'two words' is not 1 to 64 letters, digits, "
+                                              "'_' or '-'")
+    assert records(registry)["two"].error == ('ValueError: tool \'listless\': input_schema must be a JSON Schema with '
+                                              '"type": "object"')
+    assert set(registry.tools) == {"generate", "list_models", "fetch_url", "summarize_urls"}

@@ -17,8 +17,8 @@ from streamhost import (
     UpstreamServerError,
     Usage,
 )
-from streamhost.errors import ProgressError
-from streamhost.host.relay import GenerationFailed, Relay, RelaySettings
+from streamhost.errors import CallFailed, ProgressError
+from streamhost.host.relay import Relay, RelaySettings
 from streamhost.host.sinks import CollectingSink
 
 pytestmark = pytest.mark.anyio
@@ -134,7 +134,7 @@ async def test_never_retries_once_text_was_streamed_and_keeps_the_partial_text()
         return tokens(["partial ", "answer"], fail=UpstreamServerError("upstream 500", status=500))
 
     sink = CollectingSink()
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings()).run(open_stream, sink)
     assert len(calls) == 1
     assert failed.value.result.text == "partial answer" == sink.text
@@ -148,7 +148,7 @@ async def test_errors_that_are_not_retryable_fail_at_once():
         calls.append(1)
         return tokens([], fail=AuthenticationError("key refused", status=401))
 
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings()).run(open_stream, CollectingSink())
     assert len(calls) == 1 and isinstance(failed.value.error, AuthenticationError)
 
@@ -160,7 +160,7 @@ async def test_retries_are_bounded():
         calls.append(1)
         return tokens([], fail=UpstreamServerError("upstream 503", status=503, retry_after=0.01))
 
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(CallFailed):
         await Relay(settings(max_retries=2)).run(open_stream, CollectingSink())
     assert len(calls) == 3
 
@@ -168,7 +168,7 @@ async def test_retries_are_bounded():
 async def test_deadline_ends_a_stalled_stream_and_keeps_the_text():
     closed: list[float] = []
     sink = CollectingSink()
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings(deadline_s=0.3)).run(
             lambda: tokens(["early ", "text"], delay=10, closed=closed), sink
         )
@@ -191,7 +191,7 @@ async def test_cancelling_closes_the_upstream_stream_at_once():
 
 
 async def test_a_plugin_bug_becomes_a_clear_error_not_a_crash():
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings()).run(lambda: tokens(["x"], fail=KeyError("oops")), CollectingSink())
     assert "KeyError" in failed.value.error.message and "test/model" in failed.value.error.message
     assert failed.value.result.text == "x"
@@ -236,7 +236,7 @@ async def test_lone_surrogates_become_replacement_characters_and_split_pairs_are
 
 
 async def test_a_lone_surrogate_in_an_error_message_is_repaired():
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings()).run(lambda: tokens(["x"], fail=AuthenticationError("bad \ud800 key")),
                                     CollectingSink())
     assert failed.value.error.message == "bad \ufffd key"
@@ -250,7 +250,7 @@ async def test_a_malformed_event_is_a_clear_error_and_keeps_the_text(bad):
         yield bad
 
     sink = CollectingSink()
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings(coalesce_ms=60_000)).run(stream, sink)
     message = failed.value.error.message
     assert isinstance(failed.value.error, ProviderError)
@@ -261,7 +261,7 @@ async def test_a_malformed_event_is_a_clear_error_and_keeps_the_text(bad):
 
 async def test_a_provider_exception_keeps_the_text_still_being_coalesced():
     sink = CollectingSink()
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings(coalesce_ms=60_000)).run(lambda: tokens(["a", "b", "c"], fail=KeyError("k")), sink)
     assert failed.value.result.text == "abc" == sink.text
 
@@ -276,7 +276,7 @@ async def test_a_failing_sink_stops_the_call_and_keeps_every_delta():
             await super().send(update)
 
     sink = Breaks()
-    with pytest.raises(GenerationFailed) as failed:
+    with pytest.raises(CallFailed) as failed:
         await Relay(settings(coalesce_ms=0)).run(lambda: tokens(["a", "b", "c", "d"], delay=0.02, closed=closed), sink)
     assert isinstance(failed.value.error, ProgressError)
     assert "ConnectionResetError: the client went away" in failed.value.error.message

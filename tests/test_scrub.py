@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from streamhost.cli.main import _setup_logging
+from streamhost.cli.common import setup_logging
 from streamhost.host.scrub import repair, scrub, watch
 
 KEY = "k3y-value-0123456789"
@@ -46,7 +46,7 @@ def test_log_lines_are_scrubbed_messages_arguments_and_tracebacks(secret, capsys
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        _setup_logging("info")
+        setup_logging("info")
         try:
             raise RuntimeError(f"upstream said: bad key {secret} \ud800")
         except RuntimeError as exc:

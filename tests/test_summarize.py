@@ -316,5 +316,5 @@ def test_bad_input_and_config_are_clear_errors(tmp_path):
     assert settings.concurrency == 2 and settings.budget_for("openai/big") == 100_000
     assert settings.budget_for("openai/other") == 12_000
     path.write_text("[summarize]\nmap_concurrency = 0\n")
-    with pytest.raises(ConfigError, match=r"line 2: summarize\.map_concurrency must be a number ≥ 1, got 0"):
+    with pytest.raises(ConfigError, match=r"line 2: summarize\.map_concurrency must be a whole number ≥ 1, got 0"):
         load_config(path)

@@ -1,10 +1,11 @@
-"""streamhost: an MCP server that hosts model and fetcher plugins and streams their output.
+"""streamhost: an MCP server that hosts model, fetcher and tool plugins and streams their output.
 
 Plugin authors import everything they need from here.
 """
 
 from .errors import (
     AuthenticationError,
+    CallFailed,
     ConfigError,
     FetchError,
     InvalidArgumentError,
@@ -19,17 +20,39 @@ from .errors import (
     UpstreamConnectionError,
     UpstreamServerError,
     UpstreamTimeoutError,
+    error_for_status,
     retry_after_seconds,
 )
-from .events import Event, Status, TextDelta, Usage
-from .fetchers import Document, Fetcher, FetchEvent, FetchRequest
+from .events import Event, Sink, Status, TextDelta, Update, Usage, close_stream
+from .fetchers import FORMATS, Document, Fetcher, FetchEvent, FetchRequest
 from .hookspecs import hookimpl
+from .options import CheckedOptions, Option, check_options
 from .providers import GenerationRequest, ModelInfo, Provider
+from .services import (
+    MAX_MODEL_CHARS,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_NODES,
+    MAX_URLS,
+    Generation,
+    ModelEntry,
+    PageSummary,
+    Services,
+    Streamed,
+    Summaries,
+)
+from .tools import Tool, ToolAnnotations, ToolResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FORMATS",
+    "MAX_MODEL_CHARS",
+    "MAX_SCHEMA_DEPTH",
+    "MAX_SCHEMA_NODES",
+    "MAX_URLS",
     "AuthenticationError",
+    "CallFailed",
+    "CheckedOptions",
     "ConfigError",
     "Document",
     "Event",
@@ -37,25 +60,40 @@ __all__ = [
     "FetchEvent",
     "FetchRequest",
     "Fetcher",
+    "Generation",
     "GenerationRequest",
     "InvalidArgumentError",
     "MissingKeyError",
+    "ModelEntry",
     "ModelInfo",
+    "Option",
     "OutputValidationError",
+    "PageSummary",
     "PluginError",
     "Provider",
     "ProviderError",
     "RateLimitError",
+    "Services",
+    "Sink",
     "Status",
     "StreamError",
+    "Streamed",
     "StreamhostError",
+    "Summaries",
     "TextDelta",
+    "Tool",
+    "ToolAnnotations",
+    "ToolResult",
     "UnknownModelError",
+    "Update",
     "UpstreamConnectionError",
     "UpstreamServerError",
     "UpstreamTimeoutError",
     "Usage",
     "__version__",
+    "check_options",
+    "close_stream",
+    "error_for_status",
     "hookimpl",
     "retry_after_seconds",
 ]

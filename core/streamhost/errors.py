@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 
 class StreamhostError(Exception):
@@ -108,6 +109,32 @@ class FetchError(StreamhostError):
     """A page could not be fetched or converted; the message names the URL and the cause."""
 
 
+class CallFailed(Exception):
+    """A call failed after it started streaming: ``error`` is what to tell the user, ``result`` what came before.
+
+    The host's services raise it (``Services.generate``, ``Services.stream``) once a stream has begun, so
+    the text already shown is not lost. A tool that lets it propagate gets an ``isError`` result that
+    keeps the partial text; ``ToolResult.failure`` builds the same result with more metadata. It wraps a
+    :class:`StreamhostError` rather than being one: the error inside is what the user reads.
+    """
+
+    error: StreamhostError
+    """The user-facing error."""
+    result: Any
+    """What the call produced before the error: its ``text``, and for a relayed call ``usage``, ``attempts``
+    and timings."""
+
+    def __init__(self, error: StreamhostError, result: Any) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.result = result
+
+    @property
+    def text(self) -> str:
+        """The text streamed before the error (empty when none was)."""
+        return str(getattr(self.result, "text", ""))
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """The wait an upstream asked for, in seconds, from its ``retry-after-ms`` or ``retry-after`` header.
 
@@ -126,3 +153,35 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
                 return None
             return seconds if math.isfinite(seconds) and seconds >= 0 else None
     return None
+
+
+def error_for_status(status: int, detail: str, *, label: str, where: str, key_variable: str | None = None,
+                     headers: Mapping[str, str] | None = None, not_found: str | None = None) -> ProviderError:
+    """The error for an upstream's HTTP error status, in the words every provider uses.
+
+    A provider's own error mapping handles what only its SDK knows (a lost connection, a time-out, an
+    error event mid-stream) and hands every HTTP error status to this.
+
+    :param status: the HTTP status, 400 or above.
+    :param detail: the upstream's own message, already scrubbed of keys.
+    :param label: what was called (``openai/gpt-4.1-mini``): every message starts with it.
+    :param where: the endpoint, named when it has no such thing (404).
+    :param key_variable: the variable holding the key, named when the key is refused (401, 403).
+    :param headers: the response headers: the wait a 429 or 5xx asks for becomes ``retry_after``.
+    :param not_found: what to do about a 404, e.g. where to see the names that exist.
+    :returns: :class:`AuthenticationError` (401, 403), :class:`RateLimitError` (429),
+        :class:`UpstreamServerError` (5xx), else :class:`ProviderError`; each with ``status`` set.
+    """
+    if status in (401, 403):
+        check = f"check {key_variable}" if key_variable else "check the API key"
+        return AuthenticationError(f"{label}: the upstream refused the API key (HTTP {status}): {detail} — {check}",
+                                   status=status)
+    if status == 429:
+        return RateLimitError(f"{label}: rate limited (HTTP 429): {detail}", retry_after=retry_after_seconds(headers))
+    if status == 404:
+        return ProviderError(f"{label}: not found at {where} (HTTP 404): {detail}"
+                             + (f" — {not_found}" if not_found else ""), status=status)
+    if status >= 500:
+        return UpstreamServerError(f"{label}: upstream server error (HTTP {status}): {detail}", status=status,
+                                   retry_after=retry_after_seconds(headers))
+    return ProviderError(f"{label}: request rejected (HTTP {status}): {detail}", status=status)

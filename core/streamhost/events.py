@@ -1,9 +1,10 @@
-"""The typed events a provider or fetcher stream yields, in the order they happen."""
+"""The typed events: what a provider's or fetcher's stream yields, in the order they happen, and the
+updates the host (or a tool) sends to a sink."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,48 @@ class Status:
 
 Event = TextDelta | Usage | Status
 """What a provider's stream yields."""
+
+
+async def close_stream(stream: object) -> None:
+    """Close a provider's or fetcher's stream: ``await stream.aclose()`` when it has one.
+
+    Async generators have one; a hand-written async iterator may not, and then there is nothing to close.
+    Call it in a ``finally`` around the loop that reads the stream, so a stream left early (an error, a
+    cancelled call) ends its upstream request now, not whenever it is garbage-collected.
+    """
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+# -- what a sink receives --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Update:
+    """One thing to show: new text (``kind="text"``) or a status line (``kind="status"``)."""
+
+    kind: Literal["text", "status"]
+    delta: str = ""
+    """For text: exactly the text generated since the previous text update."""
+    offset: int = 0
+    """For text: where ``delta`` starts in the final text."""
+    status: str = ""
+    """For status: the human-readable line."""
+    tail: str = ""
+    """The last ~200 characters of the text so far, newlines folded."""
+    progress: float | None = None
+    """How far the call is, in units of the sink's ``total`` (e.g. 2.4 of 5 pages); None: not known."""
+    aside: bool = False
+    """For status: a remark on the text (``stalled 23 s``), to show beside the tail, not instead of it."""
+
+
+class Sink(Protocol):
+    """Receives updates in order: the MCP progress sink, the terminal, a test's collecting sink.
+
+    A slow sink slows the call that feeds it; it never drops text. A tool is given one and writes to
+    it, usually through the host's services (``generate``, ``stream``), which fill in offsets and tails.
+    """
+
+    async def send(self, update: Update) -> None:
+        """Show or forward one update."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .events import Status
+from .options import Option, check_options
 
 FORMATS = ("markdown", "text", "raw")
 """What a fetch can return: main-content markdown, plain text, or the decoded body as it came."""
@@ -47,15 +48,29 @@ class Fetcher:
     """URL schemes this fetcher serves."""
     hosts: ClassVar[tuple[str, ...]] = ()
     """Host names this fetcher is specific to; empty means any host. Specific fetchers win."""
-    config_keys: ClassVar[frozenset[str] | None] = None
-    """The ``[fetch]`` keys it reads; when all loaded fetchers declare theirs, the host warns of the rest."""
+    declared_options: ClassVar[tuple[Option, ...] | None] = None
+    """The ``[fetch]`` options it reads: the host checks their values, and warns of the keys no loaded fetcher
+    declares (when every loaded fetcher declares its own). None: the whole table reaches ``configure`` unchecked."""
 
     def __init__(self) -> None:
+        # The [fetch] settings in effect: with declared options, each one, from the config or its default.
         self.options: dict[str, Any] = {}
+        if self.declared_options is not None:
+            self.options = check_options(self.declared_options, {}, "fetch").values
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        """Take the ``[fetch]`` config table. Raise ConfigError on a bad value."""
-        self.options = dict(options)
+        """Take the ``[fetch]`` table as written in the config, which all fetchers share.
+
+        With ``declared_options``, ``self.options`` becomes the declared keys' checked values with the defaults
+        filled in (other keys belong to other fetchers), and a bad value raises ConfigError. Override to derive
+        more from them: call ``super()`` first.
+        """
+        if self.declared_options is None:
+            self.options = dict(options)
+            return
+        checked = check_options(self.declared_options, options, "fetch")
+        checked.raise_errors(unknown=False)
+        self.options = checked.values
 
     def handles(self, scheme: str, host: str) -> bool:
         """Whether this fetcher serves a URL with this scheme and host."""

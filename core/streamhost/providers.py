@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from .errors import MissingKeyError
 from .events import Event
+from .options import Option, check_options
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,32 @@ class Provider:
     """The model prefix this provider answers to: ``openai`` serves ``openai/NAME``."""
     key_env_var: ClassVar[str | None] = None
     """The variable holding the API key by default; None if no key is needed."""
+    declared_options: ClassVar[tuple[Option, ...] | None] = None
+    """The options of ``[providers.NAME]``: the host checks the table against them (a key not declared is
+    an error) and ``options`` holds them, defaults filled in. None: the table reaches ``configure`` unchecked."""
+    declared_model_options: ClassVar[tuple[Option, ...] | None] = None
+    """The options of a ``[models."NAME/MODEL"]`` table besides the host's own ``streaming``: checked when the
+    host loads (a key not declared is a warning) and passed to ``stream`` as ``GenerationRequest.options``
+    as written, without defaults (a key left out falls back to the provider-wide setting). None: unchecked."""
 
     def __init__(self) -> None:
+        # The [providers.NAME] settings in effect: with declared options, each one, from the config or its default.
         self.options: dict[str, Any] = {}
+        if self.declared_options is not None:
+            self.options = check_options(self.declared_options, {}, f"providers.{self.name}").values
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        """Take this provider's ``[providers.NAME]`` config table. Raise ConfigError on a bad key."""
-        self.options = dict(options)
+        """Take this provider's ``[providers.NAME]`` table as written in the config.
+
+        With ``declared_options``, ``self.options`` becomes the checked values with the defaults filled in, and
+        a bad or undeclared key raises ConfigError. Override to derive more from them: call ``super()`` first.
+        """
+        if self.declared_options is None:
+            self.options = dict(options)
+            return
+        checked = check_options(self.declared_options, options, f"providers.{self.name}")
+        checked.raise_errors()
+        self.options = checked.values
 
     def models(self) -> list[ModelInfo]:
         """The models to advertise. Any ``NAME/REST`` is still routed here, listed or not."""

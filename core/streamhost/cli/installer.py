@@ -37,16 +37,16 @@ class InstallError(StreamhostError):
     """pip failed; the message says why in the user's terms."""
 
 
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _requirement_name(requirement: str) -> str:
     """The project name at the start of a requirement (``Foo[x]>=1`` -> ``foo``); empty for paths and URLs."""
+    # The loader's own spelling of a distribution name; imported here, not at module top, as it brings pluggy
+    # and the config reader into every command's start-up.
+    from ..host.loading import normalize
+
     match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
     if not match or "/" in requirement or requirement.startswith(".") or "://" in requirement:
         return ""
-    return _normalize(match.group())
+    return normalize(match.group())
 
 
 def host_version() -> str:
@@ -87,11 +87,13 @@ def installed_plugins(python: str = sys.executable) -> Installed | None:
 
     Run in a fresh process, so it sees what pip just changed.
     """
+    from ..host.loading import normalize
+
     try:
         found = subprocess.run([python, "-m", "streamhost.cli", "plugins", "--json"],
                                capture_output=True, text=True, timeout=120)
         data = json.loads(found.stdout)
-        return Installed({_normalize(r["name"]): r for r in data["plugins"]}, list(data.get("collisions") or []))
+        return Installed({normalize(r["name"]): r for r in data["plugins"]}, list(data.get("collisions") or []))
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return None
 
@@ -111,12 +113,14 @@ def _run_pip(args: Sequence[str]) -> tuple[int, str]:
 
 def explain_failure(output: str, version: str) -> str:
     """pip's output turned into one clear sentence when it is a conflict with the host, else its last lines."""
+    from ..host.loading import normalize
+
     host_side = {HOST} | host_dependencies()  # a clash may be with a dependency of the host, e.g. mcp on pydantic
-    depends = [m for m in _DEPENDS.finditer(output) if _normalize(m["dist"]) not in host_side]
-    conflicts = [m for m in depends if _normalize(m["name"]) == HOST]
-    host_needs = {_normalize(m["name"]): f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}"
-                  for m in _DEPENDS.finditer(output) if _normalize(m["dist"]) in host_side}
-    clashes = [m for m in depends if _normalize(m["name"]) in host_needs]
+    depends = [m for m in _DEPENDS.finditer(output) if normalize(m["dist"]) not in host_side]
+    conflicts = [m for m in depends if normalize(m["name"]) == HOST]
+    host_needs = {normalize(m["name"]): f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}"
+                  for m in _DEPENDS.finditer(output) if normalize(m["dist"]) in host_side}
+    clashes = [m for m in depends if normalize(m["name"]) in host_needs]
     if "No module named pip" in output:
         return (f"pip is not installed in streamhost's environment ({sys.executable}): run "
                 f"{sys.executable} -m ensurepip, or install plugins with your tool's own command "
@@ -126,7 +130,7 @@ def explain_failure(output: str, version: str) -> str:
         return ("; ".join(lines) + ": install a version of the plugin made for streamhost " + version
                 + ", or upgrade the host first (pip install -U streamhost, then streamhost install again)")
     if clashes:
-        lines = [f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}, {host_needs[_normalize(m['name'])]}"
+        lines = [f"{m['dist']} {m['version']} needs {m['name']}{m['spec']}, {host_needs[normalize(m['name'])]}"
                  for m in clashes]
         return ("; ".join(lines) + f": the plugin cannot share the environment of streamhost {version}; nothing "
                 "was changed. Use a version of the plugin that accepts what streamhost needs")
@@ -142,8 +146,8 @@ def _report(before_all: Installed | None, after_all: Installed | None) -> None:
     before, after = before_all.plugins, after_all.plugins
     for name in sorted(set(after) - set(before)):
         record = after[name]
-        registered = [f"provider {p}" for p in record.get("providers") or []]
-        registered += [f"fetcher {f}" for f in record.get("fetchers") or []]
+        registered = [f"{kind[:-1]} {name}" for kind in ("providers", "fetchers", "tools")
+                      for name in record.get(kind) or []]
         state = f"error: {record['error']}" if record.get("error") else ", ".join(registered) or "registers nothing"
         print(f"+ plugin {record['name']} {record.get('version') or ''}: {state}")
     for name in sorted(set(before) - set(after)):

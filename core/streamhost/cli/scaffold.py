@@ -16,8 +16,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +80,8 @@ def host_source() -> str | None:
     or wheel file it was installed from (when it still exists), or ``streamhost @ URL`` for a git or
     archive URL. streamhost is not published on an index, so a plugin's own environment needs this.
     """
+    import urllib.parse
+    import urllib.request  # not at module top: it brings ssl and http.client into every command's start-up
     from importlib import metadata
 
     try:

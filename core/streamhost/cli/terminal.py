@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from ..host.sinks import Update
+from ..events import Update
 
 REFRESH_HZ = 8
 

@@ -11,9 +11,9 @@ import sys
 from typing import Any
 
 from ..errors import StreamhostError
+from ..events import Update
 from ..fetchers import FORMATS
-from ..host.sinks import Update
-from .main import _console, _engine, _plain, _run_live
+from .common import console, load_engine, plain, run_live
 from .terminal import TerminalSink
 
 
@@ -53,8 +53,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     """Print a page as markdown (or text, or raw); statuses while it is fetched."""
     from ..pages.service import PageService
 
-    engine = _engine()
-    err = _console(stderr=True)
+    engine = load_engine()
+    err = console(stderr=True)
     sink = TerminalSink()
     markdown = args.format == "markdown"
 
@@ -67,9 +67,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return document
 
     try:
-        document = _run_live(engine, sink, fetch)
+        document = run_live(engine, sink, fetch)
     except StreamhostError as exc:
-        err.print(f"[red]error:[/] {_plain(exc.message)}")
+        err.print(f"[red]error:[/] {plain(exc.message)}")
         return 1
     if document is None:
         return 130
@@ -77,7 +77,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         sys.stdout.write(document.content + ("" if document.content.endswith("\n") else "\n"))
     cut = " · [yellow]cut at \\[fetch] max_bytes[/]" if document.truncated else ""
     about = f"{document.final_url} · {document.title or 'no title'} · {document.content_type or '?'}"
-    err.print(f"[dim]{_plain(about)} · {len(document.content)} characters[/]{cut}", soft_wrap=True)
+    err.print(f"[dim]{plain(about)} · {len(document.content)} characters[/]{cut}", soft_wrap=True)
     return 0
 
 
@@ -87,12 +87,12 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     from ..pages.summarize import Summarizer, check_urls
 
     urls = check_urls(args.urls)
-    engine = _engine()
-    err = _console(stderr=True)
+    engine = load_engine()
+    err = console(stderr=True)
     sink = TerminalSink()
     sink.view = _SectionsView()
     summarizer = Summarizer(engine, PageService(engine), model_initiated=False)
-    result = _run_live(engine, sink, lambda: summarizer.run(urls, sink, query=args.query, model=args.model))
+    result = run_live(engine, sink, lambda: summarizer.run(urls, sink, query=args.query, model=args.model))
     if result is None:
         return 130
     failed = [r for r in result.results if r.error]
@@ -102,7 +102,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
               f"{result.duration_ms / 1000:.1f} s · tokens in {usage.get('input_tokens', '?')} "
               f"out {usage.get('output_tokens', '?')}[/]")
     if result.error:
-        err.print(f"[red]stopped:[/] {_plain(result.error)}")
+        err.print(f"[red]stopped:[/] {plain(result.error)}")
     return 1 if failed else 0
 
 

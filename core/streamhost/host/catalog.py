@@ -7,32 +7,12 @@ from dataclasses import dataclass
 
 from ..errors import UnknownModelError
 from ..providers import ModelInfo, Provider
+from ..services import MAX_MODEL_CHARS, ModelEntry
 from .config import Config
 from .loading import Registry
 
-MAX_NAME_CHARS = 200
-"""The longest model name or alias looked up (a longer one is refused before any close-match search)."""
 LISTED = "The list_models tool (`streamhost models` in a terminal) lists the models and aliases."
 """Where the models are listed, for both faces: an MCP client's model and a terminal user read the same error."""
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One advertised model, as ``list_models`` and ``streamhost models`` show it."""
-
-    id: str
-    provider: str
-    description: str
-    aliases: tuple[str, ...]
-    default: bool
-    key_configured: bool
-    key_variable: str | None
-    streaming: bool
-    supports_schema: bool
-
-    def as_dict(self) -> dict[str, object]:
-        """For JSON output and structuredContent."""
-        return {key: (list(v) if isinstance(v, tuple) else v) for key, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -97,9 +77,9 @@ class Catalog:
             raise UnknownModelError(
                 f"no model given and no default model: name one, or set default_model in the config file. {LISTED}"
             )
-        if len(requested) > MAX_NAME_CHARS:
+        if len(requested) > MAX_MODEL_CHARS:
             raise UnknownModelError(
-                f"the model name is {len(requested):,} characters long; names are at most {MAX_NAME_CHARS}. {LISTED}"
+                f"the model name is {len(requested):,} characters long; names are at most {MAX_MODEL_CHARS}. {LISTED}"
             )
         target = self.config.aliases.get(requested, requested)
         for owner, listed in self._infos():

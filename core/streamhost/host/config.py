@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..options import number_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,9 +22,21 @@ else:  # pragma: no cover
 CONFIG_ENV = "STREAMHOST_CONFIG"
 MESSAGE_MODES = ("tail", "delta")
 SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|secret|password|authorization)$")
-TOP_KEYS = frozenset({"default_model", "aliases", "streaming", "limits", "models", "providers", "fetch",
-                      "summarize", "plugins", "metrics"})
-MODEL_KEYS = frozenset({"streaming"})
+URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+HOST_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("default_model", "aliases", "streaming", "limits", "models", "providers", "fetch", "summarize", "plugins",
+         "metrics"),
+    "streaming": ("enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s", "message"),
+    "limits": ("deadline_s", "max_retries", "retry_max_wait_s"),
+    "summarize": ("model", "concurrency", "map_concurrency", "max_input_tokens", "max_input_tokens_per_model"),
+    "plugins": ("disable", "prefer", "warmup"),
+    "metrics": ("enabled", "path"),
+    'models."NAME"': ("streaming",),
+}
+"""The keys the host reads itself, per table (``""``: the top level). ``[aliases]`` maps any name; the keys of
+``[providers.NAME]``, ``[fetch]`` and the rest of ``[models."NAME"]`` are the ones the plugins declare."""
+TOP_KEYS = frozenset(HOST_KEYS[""])
+MODEL_KEYS = frozenset(HOST_KEYS['models."NAME"'])
 """The ``[models."NAME"]`` keys the host reads; every other key goes to the model's provider."""
 
 
@@ -104,6 +116,10 @@ class Config:
         """The ``[models."NAME"]`` settings the host does not use itself, for the provider."""
         return {k: v for k, v in self.models.get(model, {}).items() if k not in MODEL_KEYS}
 
+    def line_of(self, dotted: str) -> int | None:
+        """The line that sets a dotted key (``providers.openai.base_url``), else that of its nearest table."""
+        return _line_of(self.text.splitlines(), dotted)
+
     def locate(self, dotted: str) -> str:
         """``FILE, line N`` of a dotted key (``providers.openai.base_url``), else of its nearest table.
 
@@ -111,7 +127,7 @@ class Config:
         """
         if self.path is None:
             return ""
-        line = _line_of(self.text.splitlines(), dotted)
+        line = self.line_of(dotted)
         return f"{self.path}, line {line}" if line else str(self.path)
 
     def unknown_key(self, section: str, key: str, known: Iterable[str]) -> str:
@@ -183,23 +199,18 @@ class _Reader:
 
     def build(self, data: dict[str, Any]) -> Config:
         """The Config; raises one ConfigError listing every wrong value, one per line, in file order."""
-        self._unknown("", data, TOP_KEYS)
+        self._unknown("", data)
         streaming = self._table(data, "streaming")
-        self._unknown("streaming", streaming, {"enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s",
-                                                "message"})
+        self._unknown("streaming", streaming)
         limits = self._table(data, "limits")
-        self._unknown("limits", limits, {"deadline_s", "max_retries", "retry_max_wait_s"})
+        self._unknown("limits", limits)
         plugins = self._table(data, "plugins")
-        self._unknown("plugins", plugins, {"disable", "warmup", "prefer"})
+        self._unknown("plugins", plugins)
         metrics = self._table(data, "metrics")
-        self._unknown("metrics", metrics, {"enabled", "path"})
-        # [fetch] belongs to the fetcher plugins: the host checks the types it relies on here, and the
-        # keys against what the loaded fetchers declare once they are loaded (loading.py).
+        self._unknown("metrics", metrics)
+        # [fetch], [providers.NAME] and the provider's keys of [models."NAME"] belong to the plugins: they are
+        # checked against what each plugin declares when it loads (plugin_options.py).
         fetch = self._table(data, "fetch")
-        self._get(fetch, "fetch", "allow_private", bool, None)
-        self._get(fetch, "fetch", "allow_hosts", list, None)
-        self._number(fetch, "fetch", "max_bytes", None, minimum=1)
-        self._number(fetch, "fetch", "timeout_s", None, minimum=0.001)
         models = self._tables(data, "models", 'models."{}"')
         for name, table in models.items():
             self._get(table, f'models."{name}"', "streaming", bool, None)
@@ -253,8 +264,7 @@ class _Reader:
         return config
 
     def _summarize(self, table: dict[str, Any]) -> SummarizeSettings:
-        self._unknown("summarize", table, {"model", "concurrency", "map_concurrency", "max_input_tokens",
-                                           "max_input_tokens_per_model"})
+        self._unknown("summarize", table)
         per_model = self._get(table, "summarize", "max_input_tokens_per_model", dict, {})
         budgets = {model: self._whole(per_model, "summarize.max_input_tokens_per_model", model, 0, minimum=1000)
                    for model in per_model}
@@ -267,11 +277,12 @@ class _Reader:
         )
 
     def _fail(self, dotted: str, problem: str) -> None:
-        line = _line_of(self.config.text.splitlines(), dotted)
+        line = self.config.line_of(dotted)
         where = f"{self.config.path}, line {line}" if line else str(self.config.path)
         self.errors.append((line or 0, f"{where}: {dotted} {problem}"))
 
-    def _unknown(self, section: str, table: dict[str, Any], known: set[str] | frozenset[str]) -> None:
+    def _unknown(self, section: str, table: dict[str, Any]) -> None:
+        known = HOST_KEYS[section]
         for key in table:
             if key not in known:
                 self.warnings.append(self.config.unknown_key(section, key, known))
@@ -304,32 +315,32 @@ class _Reader:
         return value
 
     def _whole(self, table: dict[str, Any], section: str, key: str, default: int, minimum: int = 0) -> int:
-        value = self._number(table, section, key, default, minimum=minimum)
-        if not isinstance(value, int):
-            self._fail(f"{section}.{key}", f"must be a whole number ≥ {minimum}, got {value!r}")
-            return default
-        return int(value)
+        return self._number(table, section, key, default, minimum=minimum, whole=True)
 
-    def _number(self, table: dict[str, Any], section: str, key: str, default: Any, *, minimum: float) -> Any:
+    def _number(self, table: dict[str, Any], section: str, key: str, default: Any, *, minimum: float,
+                whole: bool = False) -> Any:
         if key not in table:
             return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or value < minimum:
-            self._fail(f"{section}.{key}", f"must be a number ≥ {minimum:g}, got {value!r}")
+        problem = number_problem(table[key], whole=whole, minimum=minimum)
+        if problem:
+            self._fail(f"{section}.{key}", problem)
             return default
-        return value
+        return table[key]
 
 
 _KIND_NAMES = {bool: "boolean (true/false)", str: "string", list: "list", dict: "table"}
 
 
 def masked(data: Any, key: str = "") -> Any:
-    """A copy of the raw config with secret-looking values replaced, for ``config show``."""
+    """A copy of the raw config with secret-looking values replaced, for ``config show``.
+
+    Values of keys named like a secret become ``****``, and so do the credentials in a URL
+    (``http://user:password@proxy:3128`` shows as ``http://****@proxy:3128``).
+    """
     if isinstance(data, dict):
         return {k: masked(v, k) for k, v in data.items()}
     if isinstance(data, list):
         return [masked(item, key) for item in data]
     if SECRET_KEY.search(key.lower()):
         return "****"
-    return data
+    return URL_CREDENTIALS.sub("****@", data) if isinstance(data, str) else data

@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgumentError, OutputValidationError, StreamhostError
+from ..errors import CallFailed, InvalidArgumentError, OutputValidationError, StreamhostError
+from ..events import Sink
 from ..fetchers import Fetcher
 from ..providers import GenerationRequest, Provider
+from ..services import Generation
+from .arguments import number_problem
 from .catalog import Catalog, Resolved
 from .config import Config, load_config
 from .loading import Registry, load_plugins
 from .metrics import Metrics, default_metrics_path
 from .output_schema import checked_schema, parse_output, schema_instruction
-from .relay import GenerationFailed, Relay, RelayResult, RelaySettings
+from .relay import Relay, RelayResult, RelaySettings
 from .scrub import watch
-from .sinks import Sink
 
 log = logging.getLogger("streamhost.engine")
 WARM_IDLE_POLL_S = 0.2
@@ -39,24 +41,6 @@ class GenerateArgs:
     temperature: Any = None
     max_tokens: Any = None
     output_schema: Any = None
-
-
-@dataclass
-class Generation:
-    """A finished call."""
-
-    text: str
-    model: str
-    usage: dict[str, Any] | None
-    ttft_ms: float | None
-    duration_ms: float
-    output: Any = None
-
-    def metadata(self) -> dict[str, Any]:
-        """What a result reports besides the answer: ``model``, ``usage`` (None when the provider did not
-        report it), ``ttft_ms`` (None when no text came) and ``duration_ms``."""
-        return {"model": self.model, "usage": self.usage, "ttft_ms": _ms(self.ttft_ms),
-                "duration_ms": _ms(self.duration_ms)}
 
 
 class Engine:
@@ -117,15 +101,13 @@ class Engine:
             raise InvalidArgumentError(f"model must be a string like openai/gpt-4.1-mini, got {args.model!r}")
         if args.system is not None and not isinstance(args.system, str):
             raise InvalidArgumentError("system must be a string")
-        temperature = args.temperature
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        temperature, max_tokens = args.temperature, args.max_tokens
+        for name, value, problem in (
+            ("temperature", temperature, number_problem(temperature, whole=False, minimum=0, maximum=2)),
+            ("max_tokens", max_tokens, number_problem(max_tokens, whole=True, minimum=1)),
         ):
-            raise InvalidArgumentError(f"temperature must be a number from 0 to 2, got {temperature!r}")
-        max_tokens = args.max_tokens
-        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
-                                       or max_tokens < 1):
-            raise InvalidArgumentError(f"max_tokens must be a whole number ≥ 1, got {max_tokens!r}")
+            if value is not None and problem:
+                raise InvalidArgumentError(f"{name} {problem}")
         resolved = self.catalog.resolve(args.model)
         system = args.system
         if schema is not None and (resolved.info is None or not resolved.info.supports_schema):
@@ -151,7 +133,7 @@ class Engine:
         )
 
     async def generate(self, args: GenerateArgs, sink: Sink) -> Generation:
-        """Run one call, streaming into ``sink``. Raises StreamhostError on bad input, GenerationFailed later."""
+        """Run one call, streaming into ``sink``. Raises StreamhostError on bad input, CallFailed later."""
         resolved, request = self._request(args, await checked_schema(args.output_schema))
         # The relay and the log filter mask these variables' values wherever upstream text shows up.
         watch(*(p.key_variable() for p in self.registry.providers.values()),
@@ -171,11 +153,11 @@ class Engine:
                     # Off the event loop: validating against a large schema takes a while.
                     output = await asyncio.to_thread(parse_output, result.text, request.output_schema)
                 except OutputValidationError as exc:
-                    raise GenerationFailed(exc, result) from exc
+                    raise CallFailed(exc, result) from exc
         except asyncio.CancelledError:
             self.metrics.record("cancelled", **fields)
             raise
-        except GenerationFailed as failed:
+        except CallFailed as failed:
             self._record_error(fields, failed.error, failed.result)
             raise
         self.metrics.record(

@@ -1,7 +1,13 @@
-"""Finding, loading and registering plugins: one at a time, so a broken one never stops the rest."""
+"""Finding, loading and registering plugins: one at a time, so a broken one never stops the rest.
+
+Every kind of thing a plugin registers (providers, fetchers, tools) is one entry of ``KINDS``: its
+hook, its type, how it is named and configured. Loading, attribution, the collision rule and the
+listings all work from that table, so a new hook kind is its hookspec and one entry here.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -12,10 +18,12 @@ from typing import Any
 
 import pluggy
 
-from .. import hookspecs
-from ..errors import ConfigError, PluginError
+from .. import __version__, hookspecs
+from ..errors import PluginError
 from ..fetchers import Fetcher
 from ..providers import Provider
+from ..tools import Tool
+from . import plugin_options
 from .config import Config, did_you_mean
 
 log = logging.getLogger("streamhost.plugins")
@@ -24,10 +32,54 @@ GROUP = "streamhost"
 LOAD_ENV = "STREAMHOST_LOAD_PLUGINS"
 DISABLE_ENV = "STREAMHOST_DISABLE_PLUGINS"
 STRICT_ENV = "STREAMHOST_STRICT_PLUGINS"
-KINDS: tuple[tuple[str, type], ...] = (("providers", Provider), ("fetchers", Fetcher))
-"""What each ``register_<kind>`` hook registers."""
-BUNDLED = ("streamhost-openai", "streamhost-litellm", "streamhost-fetch")
-"""The plugins shipped with streamhost: a name one of them serves goes to a third party only by ``[plugins] prefer``."""
+BUILTIN = "streamhost"
+"""The record name of the host's own default plugins, which always load (the environment's lists do not apply)."""
+BUILTIN_MODULES = ("streamhost.builtin_tools",)
+BUNDLED = (BUILTIN, "streamhost-openai", "streamhost-litellm", "streamhost-fetch")
+"""The host and the plugins shipped with it: a name one of them serves goes to a third party only by
+``[plugins] prefer``."""
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _named(item: Any) -> str:
+    return item.name if isinstance(item.name, str) else ""
+
+
+def _tool_name(tool: Tool) -> str:
+    """A tool's name, which clients must be able to call; its input schema must be an object schema."""
+    if not isinstance(tool.name, str) or not TOOL_NAME.fullmatch(tool.name):
+        raise ValueError(f"tool name {tool.name!r} is not 1 to 64 letters, digits, '_' or '-'")
+    if not isinstance(tool.input_schema, dict) or tool.input_schema.get("type") != "object":
+        raise ValueError(f"tool {tool.name!r}: input_schema must be a JSON Schema with \"type\": \"object\"")
+    return tool.name
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of thing plugins register: everything the loader needs to know about it."""
+
+    name: str
+    """Plural, as the hook (``register_<name>``), ``Registry.registered`` and the listings call it."""
+    base: type
+    """What must be registered: an instance of this class."""
+    key: Callable[[Any], str] = _named
+    """The unique name of a registered item (raises ValueError when it is unusable)."""
+    configure: Callable[[Any, Config], None] | None = None
+    """Gives a registered item its config (raises ConfigError); None: the kind takes no config."""
+
+    @property
+    def singular(self) -> str:
+        """``provider`` for ``providers``: in notes and collisions."""
+        return self.name.removesuffix("s")
+
+
+KINDS: tuple[Kind, ...] = (
+    # A provider gets its [providers.NAME] table, a fetcher the [fetch] table, checked against what each declares.
+    Kind("providers", Provider, configure=plugin_options.configure),
+    Kind("fetchers", Fetcher, configure=plugin_options.configure),
+    Kind("tools", Tool, key=_tool_name),
+)
+"""What each ``register_<kind>`` hook registers, in the order the listings show them."""
 
 
 @dataclass
@@ -38,23 +90,43 @@ class PluginRecord:
     version: str | None = None
     entry_point: str | None = None
     hooks: list[str] = field(default_factory=list)
-    providers: list[str] = field(default_factory=list)
-    fetchers: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=lambda: {kind.name: [] for kind in KINDS})
+    """The names it serves, by kind (``providers``, ``fetchers``, ``tools``)."""
     error: str | None = None
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def providers(self) -> list[str]:
+        """The provider names it serves."""
+        return self.registered["providers"]
+
+    @property
+    def fetchers(self) -> list[str]:
+        """The fetcher names it serves."""
+        return self.registered["fetchers"]
+
+    @property
+    def tools(self) -> list[str]:
+        """The tool names it serves."""
+        return self.registered["tools"]
+
+    def registrations(self) -> list[str]:
+        """What it serves, one ``KIND NAME`` each (``provider openai``, ``tool generate``), for listings."""
+        return [f"{kind.singular} {name}" for kind in KINDS for name in self.registered[kind.name]]
+
     def as_dict(self) -> dict[str, Any]:
-        """For ``streamhost plugins --json``."""
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        """For ``streamhost plugins --json``: each kind's names under its own key."""
+        fields = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "registered"}
+        return {**fields, **self.registered}
 
 
 @dataclass
 class Collision:
-    """Several plugins registered the same provider or fetcher name; one of them serves it."""
+    """Several plugins registered the same name of one kind; one of them serves it."""
 
     kind: str
-    """``provider`` or ``fetcher``."""
+    """``provider``, ``fetcher`` or ``tool``."""
     name: str
     serves: str
     """The distribution that serves the name."""
@@ -79,13 +151,28 @@ class Collision:
 
 @dataclass
 class Registry:
-    """The providers and fetchers that loaded, and a record per plugin found."""
+    """What loaded, by kind, and a record per plugin found."""
 
-    providers: dict[str, Provider] = field(default_factory=dict)
-    fetchers: dict[str, Fetcher] = field(default_factory=dict)
+    registered: dict[str, dict[str, Any]] = field(default_factory=lambda: {kind.name: {} for kind in KINDS})
+    """The items that serve each name, by kind: ``registered["tools"]["generate"]``."""
     plugins: list[PluginRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     collisions: list[Collision] = field(default_factory=list)
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        """The providers by name (model prefix)."""
+        return self.registered["providers"]
+
+    @property
+    def fetchers(self) -> dict[str, Fetcher]:
+        """The fetchers by name."""
+        return self.registered["fetchers"]
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        """The tools by name, the built-in ones first."""
+        return self.registered["tools"]
 
     def fetcher_for(self, scheme: str, host: str) -> Fetcher | None:
         """The fetcher naming this host, else the first serving this scheme."""
@@ -106,13 +193,26 @@ def _names(value: str | None) -> set[str] | None:
     return {normalize(part.strip()) for part in value.split(",") if part.strip()}
 
 
+@dataclass
+class _Found:
+    """A plugin to load: its record, how to import it, and whether the environment's lists apply."""
+
+    record: PluginRecord
+    load: Callable[[], object]
+    builtin: bool = False
+
+
+Claims = dict[tuple[Kind, str], list[tuple[PluginRecord, Any]]]
+
+
 def load_plugins(
     config: Config,
     *,
     extra: Iterable[tuple[str, object]] = (),
     entry_points: Iterable[metadata.EntryPoint] | None = None,
 ) -> Registry:
-    """Load the entry-point plugins of group ``streamhost`` (and ``extra`` in-process plugins).
+    """Load the host's default plugins, the entry-point plugins of group ``streamhost`` and ``extra``
+    in-process plugins, in that order.
 
     Raises PluginError on the first failure when ``STREAMHOST_STRICT_PLUGINS=1``.
     """
@@ -123,46 +223,37 @@ def load_plugins(
     manager = pluggy.PluginManager("streamhost")
     manager.add_hookspecs(hookspecs)
 
-    found: list[tuple[str, str | None, str | None, Callable[[], object]]] = []
-    eps = metadata.entry_points(group=GROUP) if entry_points is None else entry_points
-    for ep in sorted(eps, key=lambda e: (normalize(e.dist.name if e.dist else e.name), e.name)):
-        dist = ep.dist.name if ep.dist else ep.name
-        found.append((dist, ep.dist.version if ep.dist else None, f"{ep.name} = {ep.value}", ep.load))
-    for name, plugin in extra:
-        found.append((name, None, None, _returning(plugin)))
-
-    claims: dict[tuple[str, str], list[tuple[PluginRecord, Any]]] = {}
-    for dist, version, entry, load in found:
-        record = PluginRecord(name=dist, version=version, entry_point=entry)
+    claims: Claims = {}
+    for found in _found(extra, entry_points):
+        record = found.record
         registry.plugins.append(record)
-        key = normalize(dist)
-        if only is not None and key not in only:
+        key = normalize(record.name)
+        if not found.builtin and only is not None and key not in only:
             record.skipped = f"not named in {LOAD_ENV}"
             continue
-        if key in disabled:
+        if not found.builtin and key in disabled:
             record.skipped = "disabled (STREAMHOST_DISABLE_PLUGINS or [plugins] disable)"
             continue
         try:
-            registered = _load_one(manager, record, load, config)
+            registered = _load_one(manager, record, found.load, config)
         except Exception as exc:  # a plugin's failure is its own, never the host's
             record.error = f"{type(exc).__name__}: {exc}"
-            log.warning("plugin %s failed to load and is skipped: %s", dist, record.error)
+            log.warning("plugin %s failed to load and is skipped: %s", record.name, record.error)
             if strict:
                 raise PluginError(
-                    f"plugin {dist} failed to load: {record.error} "
+                    f"plugin {record.name} failed to load: {record.error} "
                     f"(unset {STRICT_ENV} to skip broken plugins)"
                 ) from exc
             continue
-        for kind, _ in KINDS:
-            for item in registered[kind]:
-                claims.setdefault((kind, item.name), []).append((record, item))
+        for kind, item in registered:
+            claims.setdefault((kind, kind.key(item)), []).append((record, item))
 
     for (kind, name), claimants in claims.items():
         record, item = _settle(registry, kind, name, claimants, config)
-        getattr(registry, kind)[name] = item
-        getattr(record, kind).append(name)
+        registry.registered[kind.name][name] = item
+        record.registered[kind.name].append(name)
     _check_prefer(registry, claims, config)
-    _check_fetch_keys(registry, config)
+    registry.warnings += plugin_options.warnings(registry.providers, registry.fetchers, config)
     loaded = {normalize(r.name) for r in registry.plugins}
     for name in sorted((only or set()) - loaded):
         registry.warnings.append(f"{LOAD_ENV} names {name}, which is not installed")
@@ -171,8 +262,19 @@ def load_plugins(
     return registry
 
 
-def _returning(plugin: object) -> Callable[[], object]:
-    return lambda: plugin
+def _found(extra: Iterable[tuple[str, object]], entry_points: Iterable[metadata.EntryPoint] | None) -> list[_Found]:
+    """The plugins to load, in order: the built-in ones, the entry points by distribution name, then ``extra``."""
+    found = [_Found(PluginRecord(name=BUILTIN, version=__version__, entry_point=module),
+                    lambda module=module: importlib.import_module(module), builtin=True)
+             for module in BUILTIN_MODULES]
+    eps = metadata.entry_points(group=GROUP) if entry_points is None else entry_points
+    for ep in sorted(eps, key=lambda e: (normalize(e.dist.name if e.dist else e.name), e.name)):
+        record = PluginRecord(name=ep.dist.name if ep.dist else ep.name, version=ep.dist.version if ep.dist else None,
+                              entry_point=f"{ep.name} = {ep.value}")
+        found.append(_Found(record, ep.load))
+    for name, plugin in extra:
+        found.append(_Found(PluginRecord(name=name), lambda plugin=plugin: plugin))
+    return found
 
 
 def _load_one(
@@ -180,7 +282,7 @@ def _load_one(
     record: PluginRecord,
     load: Callable[[], object],
     config: Config,
-) -> dict[str, list[Any]]:
+) -> list[tuple[Kind, Any]]:
     """Import one plugin and call its register hooks; what it registered, checked and configured."""
     try:
         module = load()
@@ -190,48 +292,29 @@ def _load_one(
     try:
         manager.check_pending()
         record.hooks = sorted(c.name for c in manager.get_hookcallers(module) or [])
-        registered: dict[str, list[Any]] = {kind: [] for kind, _ in KINDS}
-        for kind, bucket in registered.items():
-            for impl in getattr(manager.hook, f"register_{kind}").get_hookimpls():
+        registered: list[tuple[Kind, Any]] = []
+        for kind in KINDS:
+            items: list[Any] = []
+            for impl in getattr(manager.hook, f"register_{kind.name}").get_hookimpls():
                 if impl.plugin_name == record.name:
-                    impl.function(**{arg: bucket.append for arg in impl.argnames})
-        for kind, base in KINDS:
-            for item in registered[kind]:
-                if not isinstance(item, (Provider, Fetcher)) or not isinstance(item, base) or not item.name:
-                    raise TypeError(f"register_{kind} got {item!r}: register a {base.__name__} with a name")
-                section = f"providers.{item.name}" if base is Provider else "fetch"
-                table = config.providers.get(item.name, {}) if base is Provider else config.fetch
-                try:
-                    item.configure(table)
-                except ConfigError as exc:
-                    raise ConfigError(_located(exc.message, section, table, config)) from None
+                    impl.function(**{arg: items.append for arg in impl.argnames})
+            for item in items:
+                if not isinstance(item, kind.base) or not kind.key(item):
+                    raise TypeError(f"register_{kind.name} got {item!r}: register a {kind.base.__name__} with a name")
+                if kind.configure is not None:
+                    kind.configure(item, config)
+                registered.append((kind, item))
         return registered
     except BaseException:
         manager.unregister(module)
         raise
 
 
-def _located(message: str, section: str, table: dict[str, Any], config: Config) -> str:
-    """A plugin's ConfigError with the file and line of the key it names, and the close known key.
-
-    The known keys are read from a ``(known: a, b, c)`` list in the message, as the bundled plugins write it.
-    """
-    named = sorted((match.start(), key) for key in table
-                   if (match := re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", message)))
-    if not named:
-        where = config.locate(section)
-        return f"{where}: {message}" if where else message
-    where = config.locate(f"{section}.{named[0][1]}")
-    listed = re.search(r"\(known: ([^)]*)\)", message)
-    known = [k.strip() for k in listed.group(1).split(",")] if listed else []
-    hints = "".join(did_you_mean(key, known, f"{section}.") for _, key in named if known and key not in known)
-    return f"{where + ': ' if where else ''}{message}{hints}"
-
-
 def _settle(
-    registry: Registry, kind: str, name: str, claimants: list[tuple[PluginRecord, Any]], config: Config
+    registry: Registry, kind: Kind, name: str, claimants: list[tuple[PluginRecord, Any]], config: Config
 ) -> tuple[PluginRecord, Any]:
-    """The claimant that serves a name: the one ``[plugins] prefer`` names, else a bundled one, else the first."""
+    """The claimant that serves a name: the one ``[plugins] prefer`` names, else a bundled one (the host's
+    built-in tools included), else the first loaded. A collision is recorded, noted and, unless chosen, warned of."""
     wanted = normalize(config.plugins_prefer.get(name, ""))
     chosen = next((c for c in claimants if normalize(c[0].name) == wanted), None)
     reason = "chosen by [plugins] prefer"
@@ -242,21 +325,19 @@ def _settle(
         chosen = claimants[0]
         reason = "loaded first: distribution names in alphabetical order"
     if len(claimants) > 1:
-        what = kind.removesuffix("s")
         winner = chosen[0].name
         refused = [record for record, item in claimants if item is not chosen[1]]
-        collision = Collision(what, name, winner, [record.name for record in refused], reason,
+        collision = Collision(kind.singular, name, winner, [record.name for record in refused], reason,
                               preferred=normalize(winner) == wanted)
         registry.collisions.append(collision)
         for record in refused:
-            record.notes.append(f"{what} {name!r} not registered: {winner} serves it ({reason})")
+            record.notes.append(f"{kind.singular} {name!r} not registered: {winner} serves it ({reason})")
         if not collision.preferred:
             registry.warnings.append(collision.describe())
     return chosen
 
 
-def _check_prefer(registry: Registry, claims: dict[tuple[str, str], list[tuple[PluginRecord, Any]]],
-                  config: Config) -> None:
+def _check_prefer(registry: Registry, claims: Claims, config: Config) -> None:
     """Warn about ``[plugins] prefer`` entries that choose nothing: an unknown name or a distribution that lacks it."""
     for name, dist in config.plugins_prefer.items():
         where = config.locate(f"plugins.prefer.{name}")
@@ -269,14 +350,3 @@ def _check_prefer(registry: Registry, claims: dict[tuple[str, str], list[tuple[P
         elif normalize(dist) not in {normalize(owner) for owner in owners}:
             registry.warnings.append(f"{prefix}[plugins] prefer gives {name!r} to {dist}, which does not register "
                                      f"it (registered by {', '.join(owners)}){did_you_mean(dist, owners)}")
-
-
-def _check_fetch_keys(registry: Registry, config: Config) -> None:
-    """Warn about ``[fetch]`` keys no loaded fetcher declares (only when every loaded fetcher declares its keys)."""
-    declared = [fetcher.config_keys for fetcher in registry.fetchers.values()]
-    if not declared or any(keys is None for keys in declared):
-        return
-    known = set().union(*declared)
-    for key in config.fetch:
-        if key not in known:
-            registry.warnings.append(config.unknown_key("fetch", key, known))

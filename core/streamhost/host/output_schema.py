@@ -14,11 +14,9 @@ import re
 from typing import Any
 
 from ..errors import InvalidArgumentError, OutputValidationError
+from ..services import MAX_SCHEMA_DEPTH, MAX_SCHEMA_NODES
 
-MAX_SCHEMA_DEPTH = 32
-"""Objects and arrays nested in output_schema, at most: deeper than any real answer shape needs."""
-MAX_SCHEMA_NODES = 2_000
-"""Objects and arrays in output_schema, at most: about 1,000 fields."""
+# The depth and node limits are the contract's (tools publish them); the size limit is the host's own.
 MAX_SCHEMA_CHARS = 200_000
 """output_schema as compact JSON, at most about this many characters (descriptions and enums included)."""
 

@@ -4,7 +4,8 @@ It coalesces fast deltas, sends heartbeats while the model is silent, retries on
 arrived (never once the call is cancelled), enforces the call's deadline, and closes the upstream
 stream however the call ends. It is where provider output enters the host: text is repaired (no lone
 surrogates), statuses and error messages are scrubbed of secrets, a malformed event is an error, and
-every failure keeps the text streamed before it.
+every failure keeps the text streamed before it. Events of other types the caller asks to keep (a
+fetcher's Document) pass through to the result; the relay knows no more of them than that.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
-from ..events import Event, Status, TextDelta, Usage
+from ..errors import CallFailed, ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
+from ..events import Sink, Status, TextDelta, Update, Usage, close_stream
 from .scrub import repair, scrub
-from .sinks import Sink, Tail, Update
+from .sinks import Tail
 
 log = logging.getLogger("streamhost.relay")
 _END = object()
@@ -52,15 +53,8 @@ class RelayResult:
     chunks: int = 0
     """How many text deltas the provider yielded (deltas, not tokens: an upstream may pack several)."""
     attempts: int = 1
-
-
-class GenerationFailed(Exception):
-    """A call failed; carries the user-facing error and the text already streamed."""
-
-    def __init__(self, error: StreamhostError, result: RelayResult) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.result = result
+    kept: list[Any] = field(default_factory=list)
+    """The events of the types ``run`` was asked to keep, in order (of the last attempt)."""
 
 
 @dataclass
@@ -84,40 +78,53 @@ class _State:
     last_text_sent: float = float("-inf")
     last_sent: float = 0.0
     attempts: int = 0
+    kept: list[Any] = field(default_factory=list)
 
     def result(self) -> RelayResult:
         now = time.monotonic()
         ttft = None if self.first_token is None else (self.first_token - self.started) * 1000
         return RelayResult(
             text="".join(self.parts + self.pending), usage=self.usage, ttft_ms=ttft,
-            duration_ms=(now - self.started) * 1000, chunks=self.chunks, attempts=self.attempts,
+            duration_ms=(now - self.started) * 1000, chunks=self.chunks, attempts=self.attempts, kept=self.kept,
         )
 
 
 class Relay:
-    """Runs one call: ``await Relay(settings).run(open_stream, sink)``."""
+    """Runs one call: ``await Relay(settings).run(open_stream, sink)``.
 
-    def __init__(self, settings: RelaySettings, on_first_token: Callable[[float], None] | None = None) -> None:
+    ``blame`` turns an unexpected exception from the stream into the error the user reads (by default
+    a ProviderError calling it a bug in the provider plugin).
+    """
+
+    def __init__(self, settings: RelaySettings, on_first_token: Callable[[float], None] | None = None,
+                 blame: Callable[[Exception], StreamhostError] | None = None) -> None:
         self.settings = settings
         self.on_first_token = on_first_token
+        self.blame = blame
         self.gap = max(settings.coalesce_ms, settings.chunk_delay_ms) / 1000
 
-    async def run(self, open_stream: Callable[[], AsyncIterator[Event]], sink: Sink) -> RelayResult:
-        """Relay the stream that ``open_stream()`` starts; raise GenerationFailed with partial text."""
+    async def run(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink,
+                  keep: tuple[type, ...] = ()) -> RelayResult:
+        """Relay the stream that ``open_stream()`` starts; raise CallFailed with the partial text.
+
+        :param keep: event types that are not text, usage or status but belong to the result
+            (``RelayResult.kept``) instead of being refused as a plugin's bug.
+        """
         state = _State(started=time.monotonic())
         state.last_sent = state.started
         deadline = state.started + self.settings.deadline_s
         while True:
             _stop_if_cancelled()
             state.attempts += 1
+            state.kept = []
             try:
-                await self._attempt(open_stream, sink, state, deadline)
+                await self._attempt(open_stream, sink, state, deadline, keep)
                 return state.result()
             except StreamhostError as exc:
                 error = _cleaned(exc)
                 wait = self._retry_wait(error, state, deadline)
                 if wait is None:
-                    raise GenerationFailed(error, state.result()) from exc
+                    raise CallFailed(error, state.result()) from exc
             # Provider messages usually name the model already ("openai/o3: rate limited ..."): no echo.
             label = self.settings.label
             said = error.message if error.message.startswith(label) else f"{label}: {error.message}"
@@ -126,7 +133,7 @@ class Relay:
                 await self._status(sink, state, f"{said} — retrying in {wait:.1f} s "
                                    f"(attempt {state.attempts + 1} of {self.settings.max_retries + 1})")
             except ProgressError as lost:
-                raise GenerationFailed(_cleaned(lost), state.result()) from lost
+                raise CallFailed(_cleaned(lost), state.result()) from lost
             await asyncio.sleep(wait)
 
     def _retry_wait(self, exc: StreamhostError, state: _State, deadline: float) -> float | None:
@@ -138,12 +145,12 @@ class Relay:
             return None
         return max(wait, 0.0)
 
-    async def _attempt(self, open_stream: Callable[[], AsyncIterator[Event]], sink: Sink, state: _State,
-                       deadline: float) -> None:
+    async def _attempt(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink, state: _State,
+                       deadline: float, keep: tuple[type, ...]) -> None:
         inbox = _Inbox()
         producer = asyncio.create_task(_pump(open_stream, inbox))
         try:
-            await self._consume(inbox, sink, state, deadline)
+            await self._consume(inbox, sink, state, deadline, keep)
         except ProgressError:
             raise
         except StreamhostError:
@@ -157,7 +164,8 @@ class Relay:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 
-    async def _consume(self, inbox: _Inbox, sink: Sink, state: _State, deadline: float) -> None:
+    async def _consume(self, inbox: _Inbox, sink: Sink, state: _State, deadline: float,
+                       keep: tuple[type, ...]) -> None:
         """Take events until the stream ends; every failure is raised as a StreamhostError."""
         while True:
             item = await self._next(inbox, state, deadline)
@@ -167,8 +175,11 @@ class Relay:
                     await self._flush(sink, state)
                     return
                 if isinstance(item, _Failure):
-                    raise _as_streamhost_error(item.error, self.settings.label)
-                await self._handle(item, sink, state)
+                    raise self._as_streamhost_error(item.error)
+                if keep and isinstance(item, keep):
+                    state.kept.append(item)
+                else:
+                    await self._handle(item, sink, state)
                 item = inbox.items.popleft() if inbox.items else None
             now = time.monotonic()
             if state.pending and now >= state.last_text_sent + self.gap:
@@ -224,6 +235,15 @@ class Relay:
     def _bad_event(self, what: str) -> ProviderError:
         return ProviderError(f"{self.settings.label}: its plugin sent {what} (a bug in the plugin; "
                              "report it to the plugin's authors)")
+
+    def _as_streamhost_error(self, error: BaseException) -> StreamhostError:
+        if isinstance(error, StreamhostError):
+            return error
+        label = self.settings.label
+        log.error("%s: the stream raised an unexpected %s", label, type(error).__name__, exc_info=error)
+        if self.blame is not None and isinstance(error, Exception):
+            return self.blame(error)
+        return ProviderError(f"{label} failed: {type(error).__name__}: {error} (a bug in its provider plugin?)")
 
     async def _flush(self, sink: Sink, state: _State) -> None:
         if not state.pending:
@@ -327,9 +347,9 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-async def _pump(open_stream: Callable[[], AsyncIterator[Event]], inbox: _Inbox) -> None:
+async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) -> None:
     """Move events into the inbox; always close the stream, so its HTTP request ends with it."""
-    stream: AsyncIterator[Event] | None = None
+    stream: AsyncIterator[Any] | None = None
     try:
         stream = open_stream()
         async for event in stream:
@@ -340,19 +360,10 @@ async def _pump(open_stream: Callable[[], AsyncIterator[Event]], inbox: _Inbox) 
     except Exception as exc:
         inbox.put(_Failure(exc))
     finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            try:
-                await aclose()
-            except Exception as exc:  # closing must not hide the call's own outcome
-                log.debug("closing the stream failed: %r", exc)
-
-
-def _as_streamhost_error(error: BaseException, label: str) -> StreamhostError:
-    if isinstance(error, StreamhostError):
-        return error
-    log.error("%s: provider raised an unexpected %s", label, type(error).__name__, exc_info=error)
-    return ProviderError(f"{label} failed: {type(error).__name__}: {error} (a bug in its provider plugin?)")
+        try:
+            await close_stream(stream)
+        except Exception as exc:  # closing must not hide the call's own outcome
+            log.debug("closing the stream failed: %r", exc)
 
 
 def _cleaned(error: StreamhostError) -> StreamhostError:

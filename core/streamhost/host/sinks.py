@@ -1,37 +1,14 @@
-"""Where the relay sends what it has: the MCP progress sink, the terminal and tests plug in here."""
+"""Where the relay sends what it has: the sinks of the runtime, and the tail every face shows.
+
+The sink interface and its ``Update`` are the contract's (``streamhost.events``): the MCP progress
+sink, the terminal and a tool's own sink plug in there.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from ..events import Update
 
 TAIL_CHARS = 200
-
-
-@dataclass(frozen=True)
-class Update:
-    """One thing to show: new text (``kind="text"``) or a status line (``kind="status"``)."""
-
-    kind: Literal["text", "status"]
-    delta: str = ""
-    """For text: exactly the text generated since the previous text update."""
-    offset: int = 0
-    """For text: where ``delta`` starts in the final text."""
-    status: str = ""
-    """For status: the human-readable line."""
-    tail: str = ""
-    """The last ~200 characters of the text so far, newlines folded."""
-    progress: float | None = None
-    """How far the call is, in units of the sink's ``total`` (e.g. 2.4 of 5 pages); None: not known."""
-    aside: bool = False
-    """For status: a remark on the text (``stalled 23 s``), to show beside the tail, not instead of it."""
-
-
-class Sink(Protocol):
-    """Receives updates in order. A slow sink slows the relay; it never drops text."""
-
-    async def send(self, update: Update) -> None:
-        """Show or forward one update."""
 
 
 class CollectingSink:

@@ -7,10 +7,14 @@ from typing import Any
 
 import mcp_types as types
 
+from ..events import Update
 from ..host.sinks import beside
 
 DELTA_KEY = "streamhost/delta"
+"""The ``_meta`` key of a text notification holding exactly the text generated since the previous one:
+the one spelling of it in streamhost (the testing kit reads it from here)."""
 OFFSET_KEY = "streamhost/offset"
+"""The ``_meta`` key of a text notification holding where its delta starts in the final text."""
 
 
 class ProgressSink:
@@ -32,7 +36,7 @@ class ProgressSink:
         self.count = 0
         self.last = 0.0
 
-    async def send(self, update: Any) -> None:
+    async def send(self, update: Update) -> None:
         """Send one notification (nothing when the request carried no progress token)."""
         if self.token is None:
             return

@@ -15,10 +15,12 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..host.engine import Engine
+from ..host.toolbox import Toolbox
+from ..pages.host_services import HostServices
 from .calls import Calls
 from .framing import describe
 from .progress import ProgressSink, progress_token
-from .tools import build_tools, call, error_result
+from .tools import call_result, definition, error_result
 from .wire import StdioWire
 
 log = logging.getLogger("streamhost.server")
@@ -34,32 +36,27 @@ WARMUP_FALLBACK_S = 2.0
 
 
 def build_server(engine: Engine, startup_error: str | None = None, calls: Calls | None = None) -> Server[Any]:
-    """The low-level MCP server for this engine's tools.
+    """The low-level MCP server for this engine's tools (the plugins' tools that can work with what loaded).
 
     With ``startup_error`` (a broken config file) the tools are listed but every call reports it.
     ``calls`` lets the transport cancel a tool call the moment the client's cancel is read.
     """
-    specs = build_tools(engine)
+    toolbox = Toolbox(engine.registry.tools.values(), HostServices(engine, model_initiated=True))
+    definitions = [definition(listed) for listed in toolbox.listed.values()]
     calls = calls if calls is not None else Calls()
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
+        return types.ListToolsResult(tools=definitions)
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        spec = specs.get(params.name)
         if startup_error is not None:
             return error_result(startup_error)
-        if spec is None:
-            return error_result(f"unknown tool {params.name!r}; tools: {', '.join(specs)}")
         arguments = dict(params.arguments or {})
+        total = toolbox.total(params.name, arguments) if params.name in toolbox.listed else None
         sink = ProgressSink(ctx.session, ctx.request_id, progress_token(ctx.meta),
-                            mode=engine.config.streaming.message, total=spec.total(arguments))
+                            mode=engine.config.streaming.message, total=total)
         with calls.running(ctx.request_id):
-            try:
-                return await call(spec, arguments, sink)
-            except Exception as exc:  # a bug must not look like the SDK's generic text, nor stop the host
-                log.exception("tool %s failed unexpectedly", params.name)
-                return error_result(f"{params.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+            return call_result(await toolbox.call(params.name, arguments, sink))
         # Cancelled by the client: the transport drops this answer (a cancelled request is never answered).
         return error_result(f"{params.name} was cancelled")
 

@@ -11,7 +11,8 @@ import asyncio
 import time
 from dataclasses import replace
 
-from ..host.sinks import Sink, Tail, Update
+from ..events import Sink, Update
+from ..host.sinks import Tail
 
 _HALF_WAY = 8
 """Notifications after which a step shows half done: progress inside a step is n / (n + 8)."""

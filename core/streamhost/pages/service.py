@@ -1,19 +1,17 @@
-"""Fetching pages through the engine's plugins: the fetcher for a URL, its statuses through the relay,
-and a small cache of recent documents."""
+"""Fetching pages through the engine's plugins: the fetcher for a URL, its stream through the relay (the
+statuses to the sink, the document to the result), and a small cache of recent documents."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from ..errors import FetchError, StreamhostError
-from ..events import Event
+from ..errors import CallFailed, FetchError
+from ..events import Sink
 from ..fetchers import Document, Fetcher, FetchRequest
 from ..host.engine import Engine
-from ..host.relay import GenerationFailed, Relay
-from ..host.sinks import Sink
+from ..host.relay import Relay
 
 CACHE_TTL_S = 300.0
 CACHE_ENTRIES = 32
@@ -81,39 +79,19 @@ class PageService:
                 return cached
         fetcher = self.fetcher_for(url)
         request = FetchRequest(url=url, format=format, model_initiated=model_initiated)
-        found: list[Document] = []
 
-        def open_stream() -> AsyncIterator[Event]:
-            found.clear()
-            return _statuses(fetcher, request, found)
+        def blame(exc: Exception) -> FetchError:
+            return FetchError(f"fetching {url} failed: {type(exc).__name__}: {exc} "
+                              f"(a bug in fetcher {fetcher.name!r}?)")
 
-        relay = Relay(self.engine.relay_settings(url, streaming=True))
+        relay = Relay(self.engine.relay_settings(url, streaming=True), blame=blame)
         try:
-            await relay.run(open_stream, sink)
-        except GenerationFailed as failed:
-            raise failed.error from None
-        if len(found) != 1:
-            raise FetchError(f"fetcher {fetcher.name!r} gave {len(found)} documents for {url}, not one "
+            result = await relay.run(lambda: fetcher.fetch(request), sink, keep=(Document,))
+        except CallFailed as failed:
+            raise failed.error from None  # statuses only went out: there is no partial text to keep
+        if len(result.kept) != 1:
+            raise FetchError(f"fetcher {fetcher.name!r} gave {len(result.kept)} documents for {url}, not one "
                              "(a bug in its plugin)")
-        self.cache.put(url, format, found[0])
-        return found[0]
-
-
-async def _statuses(fetcher: Fetcher, request: FetchRequest, found: list[Document]) -> AsyncIterator[Event]:
-    """The fetcher's status events for the relay; the document is put aside in ``found``."""
-    stream = fetcher.fetch(request)
-    try:
-        async for event in stream:
-            if isinstance(event, Document):
-                found.append(event)
-            else:
-                yield event
-    except StreamhostError:
-        raise
-    except Exception as exc:
-        raise FetchError(f"fetching {request.url} failed: {type(exc).__name__}: {exc} "
-                         f"(a bug in fetcher {fetcher.name!r}?)") from exc
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        document: Document = result.kept[0]
+        self.cache.put(url, format, document)
+        return document

@@ -15,58 +15,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from ..errors import AuthenticationError, InvalidArgumentError, MissingKeyError, StreamhostError
+from ..errors import AuthenticationError, CallFailed, InvalidArgumentError, MissingKeyError, StreamhostError
+from ..events import Sink
 from ..fetchers import Document
 from ..host.engine import Engine, GenerateArgs
-from ..host.relay import GenerationFailed
-from ..host.sinks import Sink
+from ..services import MAX_URLS, PageSummary, Summaries
 from . import prompts as prompts
-from .chunking import CHARS_PER_TOKEN, split_text
+from .chunking import CHARS_PER_TOKEN, estimate_tokens, split_text
 from .composer import Composer
 from .service import PageService
 
-MAX_URLS = 20
 MAX_COMBINE_ROUNDS = 3
 MIN_PART_CHARS = 2_000
 T = TypeVar("T")
-
-
-@dataclass
-class PageSummary:
-    """What became of one URL."""
-
-    url: str
-    final_url: str | None = None
-    title: str | None = None
-    summary: str = ""
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """One entry of the result's ``results``."""
-        return {"url": self.url, "final_url": self.final_url, "title": self.title, "summary": self.summary,
-                "error": self.error}
-
-
-@dataclass
-class Summaries:
-    """A finished summarize_urls call."""
-
-    text: str
-    results: list[PageSummary]
-    model: str
-    usage: dict[str, int] | None
-    ttft_ms: float | None
-    duration_ms: float
-    error: str | None = None
-    """Set when the call stopped early (a model error that every page would hit)."""
-
-    def metadata(self) -> dict[str, Any]:
-        """What the result reports besides the text: ``model``, ``usage``, ``ttft_ms``, ``duration_ms``,
-        ``results`` (one entry per URL, in order) and ``error`` (why the call stopped early, else None)."""
-        return {"model": self.model, "usage": self.usage,
-                "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 1),
-                "duration_ms": round(self.duration_ms, 1), "results": [r.as_dict() for r in self.results],
-                "error": self.error}
 
 
 def check_urls(urls: Any) -> list[str]:
@@ -114,7 +75,7 @@ class Summarizer:
             raise InvalidArgumentError(f"model must be a string like openai/gpt-4.1-mini, got {model!r}")
         resolved = self.engine.catalog.resolve(model or settings.model)
         resolved.provider.require_key()  # fail once here, not once per page
-        reserved = prompts.RESERVED_TOKENS + len(query or "") // CHARS_PER_TOKEN
+        reserved = prompts.RESERVED_TOKENS + estimate_tokens(query or "")
         call = _Call(
             model=resolved.id, query=query or None,
             budget_chars=max((settings.budget_for(resolved.id) - reserved) * CHARS_PER_TOKEN, MIN_PART_CHARS),
@@ -173,7 +134,7 @@ class Summarizer:
         mark = composer.length
         try:
             result.summary = await self._summarize(document, content, call)
-        except GenerationFailed as failed:
+        except CallFailed as failed:
             result.summary = composer.text[mark:]
             result.error = f"the summary failed: {failed.error.message}"
             separator = "\n\n" if result.summary else ""  # after the partial summary, else right under the heading
@@ -230,8 +191,8 @@ class Summarizer:
         sink = call.composer.relayed()
         try:
             generation = await self.engine.generate(self._args(prompt, call), sink)
-        except GenerationFailed as failed:
-            await sink.settle(failed.result.text)
+        except CallFailed as failed:
+            await sink.settle(failed.text)
             raise
         await sink.settle(generation.text)
         _add_usage(call.usage, generation.usage)

@@ -9,13 +9,13 @@ notifications of that call, in arrival order.
 
 from __future__ import annotations
 
-import functools
-import itertools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from streamhost.testing.toolcalls import ProgressLog, ToolCall, call_tool
 
 if TYPE_CHECKING:
     import mcp_types
@@ -25,52 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Host", "ToolCall", "run_host"]
 
-DELTA_KEY = "streamhost/delta"
-_tokens = itertools.count(1)
-
-
-@dataclass
-class ToolCall:
-    """One finished tool call: its result and the progress notifications it sent."""
-
-    result: mcp_types.CallToolResult
-    progress: list[mcp_types.ProgressNotificationParams] = field(default_factory=list)
-
-    @property
-    def is_error(self) -> bool:
-        """Whether the result is an ``isError`` result."""
-        return bool(self.result.is_error)
-
-    @property
-    def text(self) -> str:
-        """The result's text content, joined."""
-        return "".join(getattr(block, "text", "") for block in self.result.content)
-
-    @property
-    def structured(self) -> dict[str, Any]:
-        """The result's ``structuredContent``: only ``output_schema`` answers have one (empty otherwise)."""
-        return dict(self.result.structured_content or {})
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The result's ``_meta``: ``streamhost/model``, ``streamhost/usage``, … (empty when there is none)."""
-        return dict(self.result.meta or {})
-
-    @property
-    def deltas(self) -> list[str]:
-        """The text pieces the call streamed, from ``_meta["streamhost/delta"]``, in order."""
-        return [p.meta[DELTA_KEY] for p in self.progress if p.meta and DELTA_KEY in p.meta]
-
-    @property
-    def streamed_text(self) -> str:
-        """The concatenated deltas: equal to the final text whenever streaming is on."""
-        return "".join(self.deltas)
-
-    @property
-    def statuses(self) -> list[str]:
-        """The messages of the notifications that carry no text (heartbeats, ``[2/5] fetching …``)."""
-        return [p.message or "" for p in self.progress if not (p.meta and DELTA_KEY in p.meta)]
-
 
 @dataclass
 class Host:
@@ -78,33 +32,15 @@ class Host:
 
     session: ClientSession
     engine: Engine
-    _progress: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _log: ProgressLog = field(default_factory=ProgressLog, repr=False)
 
     async def call(self, tool: str, arguments: Mapping[str, Any] | None = None, *, progress: bool = True) -> ToolCall:
         """Call ``tool`` and wait for its result. ``progress=False`` sends no progress token."""
-        if not progress:
-            return ToolCall(await self.session.call_tool(tool, dict(arguments or {})))
-        token = f"streamhost-testing-{next(_tokens)}"
-        received = self._progress.setdefault(token, [])
-        try:
-            result = await self.session.call_tool(tool, dict(arguments or {}), meta={"progress_token": token})
-        finally:
-            self._progress.pop(token, None)
-        return ToolCall(result, received)
+        return await call_tool(self.session, self._log, tool, arguments, progress)
 
     async def tools(self) -> list[mcp_types.Tool]:
         """What ``tools/list`` shows."""
         return list((await self.session.list_tools()).tools)
-
-
-async def _record_progress(buckets: dict[str, list[Any]], message: Any) -> None:
-    """The client's message handler: file each progress notification under its call's token."""
-    # Awaiting nothing here keeps the notifications in arrival order.
-    params = getattr(message, "params", None)
-    if type(message).__name__ == "ProgressNotification" and params is not None:
-        bucket = buckets.get(str(params.progress_token))
-        if bucket is not None:
-            bucket.append(params)
 
 
 def _config(config: Mapping[str, Any] | str | Path | None) -> Any:
@@ -151,11 +87,10 @@ async def run_host(
             # A test of a plugin that did not load would only fail later, with "unknown model": say why now.
             raise PluginError(f"run_host: plugin {record.name} did not load: {record.error or record.skipped}")
     engine = Engine(settings, registry)
-    buckets: dict[str, list[Any]] = {}
+    log = ProgressLog()
     try:
-        async with Client(build_server(engine), mode="legacy",
-                          message_handler=functools.partial(_record_progress, buckets)) as client:
-            yield Host(session=client.session, engine=engine, _progress=buckets)
+        async with Client(build_server(engine), mode="legacy", message_handler=log) as client:
+            yield Host(session=client.session, engine=engine, _log=log)
     finally:
         await engine.aclose()
 

@@ -1,7 +1,8 @@
 """The ``__NAME__`` provider: streams chat completions from an OpenAI-compatible endpoint with httpx2.
 
-Replace the HTTP part with your service's own protocol or SDK; keep the shape: read the config in
-``configure``, import heavy libraries inside ``stream``, look the key up only when a model is called,
+Replace the HTTP part with your service's own protocol or SDK; keep the shape: declare the config's
+options once (``declared_options``: the host checks them, fills in the defaults and lists them in
+``streamhost config show``), import heavy libraries inside ``stream``, look the key up only when a model is called,
 yield ``TextDelta`` as text arrives and ``Usage`` at the end, raise streamhost's errors with a
 message that says what to do.
 """
@@ -10,28 +11,33 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from streamhost import (
-    AuthenticationError,
     ConfigError,
     Event,
     GenerationRequest,
     ModelInfo,
+    Option,
     Provider,
     ProviderError,
-    RateLimitError,
     StreamError,
     TextDelta,
     UpstreamConnectionError,
-    UpstreamServerError,
     UpstreamTimeoutError,
     Usage,
+    error_for_status,
 )
 
-OPTIONS = ("base_url", "api_key_env", "models", "timeout_s")
 BASE_URL_ENV = "__ENV___BASE_URL"
+
+
+def _http_url(value: str) -> str:
+    """A further check of ``base_url``: the message says what is wrong, after the key's name."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {value!r}")
+    return value.rstrip("/")
 
 
 class __CLASS__Provider(Provider):
@@ -39,25 +45,25 @@ class __CLASS__Provider(Provider):
 
     name = "__NAME__"
     key_env_var = "__ENV___API_KEY"
-
-    def configure(self, options: Mapping[str, Any]) -> None:
-        """Take ``[providers.__NAME__]``: ``base_url``, ``api_key_env``, ``models``, ``timeout_s``."""
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ConfigError(f"[providers.__NAME__] does not take {', '.join(unknown)}; it takes {', '.join(OPTIONS)}")
-        models = options.get("models", [])
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise ConfigError('[providers.__NAME__] models must be a list of names, e.g. models = ["my-model"]')
-        super().configure(options)
+    # [providers.__NAME__]: the host rejects a wrong type, a value out of range and an unknown key (with the
+    # file, line and close match), and self.options holds every one of them, the defaults filled in.
+    declared_options = (
+        Option("base_url", str, None, f"The endpoint; unset: {BASE_URL_ENV}", non_empty=True, check=_http_url),
+        Option("api_key_env", str, None, "The environment variable that holds the key; unset: __ENV___API_KEY",
+               non_empty=True),
+        Option("models", list[str], [], "Model names to list, the first one the default; any other name works too",
+               non_empty=True),
+        Option("timeout_s", float, 600, "Seconds one call may take", above=0),
+    )
 
     def models(self) -> list[ModelInfo]:
         """The names in ``models`` (the first is the default); any other name still works."""
         return [ModelInfo(name=name, default=i == 0, supports_schema=False)
-                for i, name in enumerate(self.options.get("models", []))]
+                for i, name in enumerate(self.options["models"])]
 
     def base_url(self) -> str:
         """The endpoint: ``base_url`` from the config, else ``__ENV___BASE_URL``."""
-        url = self.options.get("base_url") or os.environ.get(BASE_URL_ENV)
+        url = self.options["base_url"] or os.environ.get(BASE_URL_ENV)
         if not url:
             raise ConfigError(f"no endpoint for __NAME__: set [providers.__NAME__] base_url or {BASE_URL_ENV}")
         return str(url).rstrip("/")
@@ -68,14 +74,14 @@ class __CLASS__Provider(Provider):
 
         url, key = f"{self.base_url()}/chat/completions", self.require_key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        timeout = httpx2.Timeout(float(self.options.get("timeout_s", 600)), connect=10.0)
+        timeout = httpx2.Timeout(self.options["timeout_s"], connect=10.0)
         try:
             # One client per call keeps the example short; a real plugin may keep one per event loop.
             async with httpx2.AsyncClient(timeout=timeout) as client, \
                     client.stream("POST", url, json=_body(request), headers=headers) as response:
                 if response.status_code != 200:
                     await response.aread()
-                    raise _status_error(response.status_code, response.text, response.headers, self.key_variable())
+                    raise _status_error(response, url, self.key_variable())
                 async for line in response.aiter_lines():
                     for event in _events(line):
                         yield event
@@ -115,18 +121,12 @@ def _events(line: str) -> list[Event]:
     return events
 
 
-def _status_error(status: int, text: str, headers: Mapping[str, str], key_variable: str | None) -> ProviderError:
+def _status_error(response: Any, url: str, key_variable: str | None) -> ProviderError:
+    """The error for a response that is not 200: the endpoint's own message in streamhost's words."""
     try:
-        detail = json.loads(text)["error"]["message"]
+        detail = json.loads(response.text)["error"]["message"]
     except (ValueError, KeyError, TypeError):
-        detail = text[:200] or "no details"
-    if status in (401, 403):
-        return AuthenticationError(f"__NAME__ refused the key in {key_variable} (HTTP {status}): {detail}",
-                                   status=status)
-    retry_after = headers.get("retry-after")
-    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-    if status == 429:
-        return RateLimitError(f"__NAME__ is rate limiting (HTTP 429): {detail}", retry_after=wait)
-    if status >= 500:
-        return UpstreamServerError(f"__NAME__ server error (HTTP {status}): {detail}", status=status, retry_after=wait)
-    return ProviderError(f"__NAME__ rejected the request (HTTP {status}): {detail}", status=status)
+        detail = response.text[:200] or "no details"
+    # error_for_status also picks the class: a 429 or 5xx is retried by the host (before any text), a 401 is not.
+    return error_for_status(response.status_code, detail, label="__NAME__", where=url, key_variable=key_variable,
+                            headers=response.headers)

@@ -13,13 +13,13 @@ import anyio
 import httpcore2
 import httpx2
 
-from streamhost import Document, Fetcher, FetchError, FetchEvent, FetchRequest, Status
+from streamhost import FORMATS, Document, Fetcher, FetchError, FetchEvent, FetchRequest, Status
 
 from .client import make_client
 from .content import Kind, decode_body, kind_of, parse_content_type, pretty_json, sniff_kind
 from .extract import extract, load_trafilatura
 from .guard import AddressPolicy, AddressRefusedError, GuardedBackend, Resolver
-from .options import SETTING_KEYS, FetchSettings, parse_settings
+from .options import OPTIONS, FetchSettings
 from .proxies import proxy_label, proxy_routes
 from .robots import MAX_ROBOTS_BYTES, RobotsRules, robots_url
 from .transfer import (
@@ -34,7 +34,6 @@ from .transfer import (
     status_error,
 )
 
-FORMATS = ("markdown", "text", "raw")
 ROBOTS_TTL_S = 600.0
 """How long a site's robots.txt is trusted before it is read again."""
 # trafilatura logs ERROR ("lxml parsing failed: Document is empty") and WARNING ("discarding data") for
@@ -57,7 +56,7 @@ class HttpFetcher(Fetcher):
 
     name = "http"
     schemes = ("http", "https")
-    config_keys = SETTING_KEYS
+    declared_options = OPTIONS
 
     def __init__(
         self,
@@ -67,7 +66,7 @@ class HttpFetcher(Fetcher):
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
-        self.settings = FetchSettings()
+        self.settings = FetchSettings.of(self.options)
         self.resolver = resolver
         self.backend = backend
         self.ssl_context = ssl_context
@@ -76,8 +75,8 @@ class HttpFetcher(Fetcher):
 
     def configure(self, options: Mapping[str, Any]) -> None:
         """Take the ``[fetch]`` table; a bad value raises ConfigError naming the key."""
-        self.settings = parse_settings(options)
         super().configure(options)
+        self.settings = FetchSettings.of(self.options)
 
     def warm(self) -> None:
         """Import trafilatura and load the TLS trust store ahead of the first fetch."""

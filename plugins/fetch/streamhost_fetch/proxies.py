@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from streamhost import ConfigError, FetchError
+from streamhost import FetchError
 
 NO_PROXY_SETTING = "none"
 """``[fetch] proxy = "none"``: ignore the proxy environment variables."""
@@ -29,19 +29,25 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def parse_proxy(value: str, source: str) -> httpx2.Proxy:
     """``value`` as an http(s) proxy; ValueError says what is wrong, naming ``source`` (the key or variable)."""
+    try:
+        return _proxy(value)
+    except ValueError as exc:
+        raise ValueError(f"{source} {exc}") from None
+
+
+def _proxy(value: str) -> httpx2.Proxy:
+    """``value`` as an http(s) proxy; ValueError says what is wrong, to follow the name of its source."""
     text = value.strip()
     if "://" not in text:
         text = f"http://{text}"
     try:
         url = httpx2.URL(text)
     except httpx2.InvalidURL as exc:
-        raise ValueError(f"{source} is not a valid proxy URL ({exc}); write it as http://host:port") from None
+        raise ValueError(f"is not a valid proxy URL ({exc}); write it as http://host:port") from None
     if url.scheme not in ("http", "https"):
-        raise ValueError(
-            f"{source} is a {url.scheme}:// proxy; streamhost-fetch speaks to http:// and https:// proxies only"
-        )
+        raise ValueError(f"is a {url.scheme}:// proxy; streamhost-fetch speaks to http:// and https:// proxies only")
     if not url.host:
-        raise ValueError(f"{source} has no host name; write it as http://host:port")
+        raise ValueError("has no host name; write it as http://host:port")
     return httpx2.Proxy(url)
 
 
@@ -50,16 +56,11 @@ def proxy_label(proxy: httpx2.Proxy) -> str:
     return proxy.url.netloc.decode("ascii").rsplit("@", 1)[-1]
 
 
-def check_setting(value: object) -> str:
-    """The ``[fetch] proxy`` value checked: ``""``, ``"none"`` or an http(s) proxy URL; ConfigError otherwise."""
-    if not isinstance(value, str):
-        raise ConfigError(f'fetch.proxy must be a string ("", "none" or "http://host:port"), got {value!r}')
+def check_setting(value: str) -> str:
+    """The ``[fetch] proxy`` value checked: ``""``, ``"none"`` or an http(s) proxy URL; ValueError otherwise."""
     value = value.strip()
     if value and value.lower() != NO_PROXY_SETTING:
-        try:
-            parse_proxy(value, "fetch.proxy")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        _proxy(value)
     return value
 
 

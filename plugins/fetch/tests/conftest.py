@@ -1,4 +1,6 @@
-"""Fixtures for the fetcher tests: a real web site on loopback and fetchers allowed to reach it.
+"""Fixtures for the fetcher tests: a real web site on loopback, fetchers allowed to reach it, and the host with
+this plugin (in-process with a model from the test LLM server, or a real ``streamhost serve``), from
+streamhost's testing kit.
 
 ``site.py`` is loaded under the module name ``fetch_test_site`` (the name ``site`` is the stdlib's,
 and the suite runs with ``--import-mode=importlib``): test files can write
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamhost import Document, FetchError, FetchRequest, Status
+import streamhost_fetch
+from streamhost import FetchRequest
+from streamhost.testing import Home, Host, LLMTestProvider, LLMTestServer, Outcome, collect_outcome, make_home
 from streamhost_fetch import HttpFetcher
 
 
@@ -141,39 +145,43 @@ def fetcher(make_fetcher: Callable[..., HttpFetcher]) -> HttpFetcher:
     return make_fetcher()
 
 
-@dataclass
-class FetchOutcome:
-    """What one fetch yielded: its status messages, the document (or None) and the error (or None)."""
+@pytest.fixture
+def run_fetch() -> Callable[..., Any]:
+    """``await run_fetch(fetcher, url, format="markdown", model_initiated=True)`` → the kit's Outcome
+    (``statuses``, ``document``, ``error``)."""
 
-    statuses: list[str] = field(default_factory=list)
-    document: Document | None = None
-    error: FetchError | None = None
+    async def run(fetcher: HttpFetcher, url: str, **request: Any) -> Outcome:
+        return await collect_outcome(fetcher.fetch(FetchRequest(url=url, **request)))
 
-    @property
-    def doc(self) -> Document:
-        """The document; fails the test with the fetch error when there is none."""
-        assert self.document is not None, f"fetch failed: {self.error}"
-        return self.document
+    return run
+
+
+# ---------------------------------------------------------------------------- the host with this plugin
+
+KEY = "sk-test-fetch-2b3c4d"
+LOOPBACK_TOML = '[fetch]\nallow_hosts = ["127.0.0.1"]\n'
 
 
 @pytest.fixture
-def run_fetch() -> Callable[..., Any]:
-    """``await run_fetch(fetcher, url, format="markdown", model_initiated=True)`` → FetchOutcome."""
+def llm() -> Iterator[LLMTestServer]:
+    """The test LLM server (it requires ``KEY``): the model of ``summarize_urls``."""
+    with LLMTestServer(require_key=KEY) as server:
+        yield server
 
-    async def run(fetcher: HttpFetcher, url: str, **request: Any) -> FetchOutcome:
-        outcome = FetchOutcome()
-        stream: AsyncIterator[Any] = fetcher.fetch(FetchRequest(url=url, **request))
-        try:
-            async for event in stream:
-                if isinstance(event, Status):
-                    outcome.statuses.append(event.message)
-                else:
-                    assert outcome.document is None, "a fetcher must yield exactly one Document"
-                    outcome.document = event
-        except FetchError as exc:
-            outcome.error = exc
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-        return outcome
 
-    return run
+@pytest.fixture
+def host_with_model(llm: LLMTestServer, streamhost_host: Any) -> Callable[..., AbstractAsyncContextManager[Host]]:
+    """``async with host_with_model(config) as host:`` the host in-process with this plugin, allowed to reach the
+    loopback site, and ``llmtest/MODEL`` served by ``llm``; ``config`` adds to the config (a dict)."""
+
+    def start(config: dict[str, Any] | None = None) -> AbstractAsyncContextManager[Host]:
+        return streamhost_host(streamhost_fetch, LLMTestProvider(llm.url, KEY),
+                        config={"fetch": dict(LOOPBACK_OPTIONS), **(config or {})})
+
+    return start
+
+
+@pytest.fixture
+def serve_home(tmp_path: Path) -> Home:
+    """An isolated user for a real ``streamhost serve`` with only this plugin, allowed to reach the loopback site."""
+    return make_home(tmp_path, plugins=["streamhost-fetch"], config=LOOPBACK_TOML)

@@ -25,7 +25,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
-__all__ = ["Page", "RequestRecord", "WebSite"]
+__all__ = ["Page", "RequestRecord", "WebSite", "article"]
+
+
+def article(title: str, paragraphs: int, topic: str) -> str:
+    """An HTML article of ``paragraphs`` paragraphs about ``topic``, with navigation and footer boilerplate
+    around the main content (``Paragraph N about TOPIC``, a link ``source N`` in each)."""
+    body = "".join(
+        f"<h2>{topic} part {i}</h2><p>Paragraph {i} about {topic}: the measured value was {i * 7} units, "
+        f"as <a href='/source/{i}'>source {i}</a> reports, and nothing else is claimed here. "
+        f"It goes on about {topic} for a while so that the paragraph has some length to it.</p>"
+        for i in range(1, paragraphs + 1)
+    )
+    return (f"<html><head><title>{title}</title></head><body><nav><a href='/'>Home</a> | <a href='/x'>More</a></nav>"
+            f"<article><h1>{title}</h1>{body}</article><footer>Copyright footer text</footer></body></html>")
 
 
 @dataclass(frozen=True)

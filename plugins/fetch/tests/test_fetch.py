@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_article_becomes_main_content_markdown(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
     outcome = await run_fetch(fetcher, stocked_site.url("/article"))
-    doc = outcome.doc
+    doc = outcome.unwrap().document
     assert doc.content.startswith("# Life in the tide pools")
     assert "## Who lives there" in doc.content
     # links are kept, made absolute against the page's URL
@@ -36,14 +36,14 @@ async def test_relative_links_resolve_against_the_page_not_the_site_root(
         <h1>Guide</h1><p>{words}</p>
         <p>{words} Read <a href="next.html">the next page</a>, <a href="../index.html">the index</a>
         and <a href="#setup">the set-up section</a>.</p></article></body></html>""", content_type="text/html")
-    doc = (await run_fetch(fetcher, url)).doc
+    doc = (await run_fetch(fetcher, url)).unwrap().document
     assert f"[the next page]({site.url('/guide/part/next.html')})" in doc.content
     assert f"[the index]({site.url('/guide/index.html')})" in doc.content
     assert f"[the set-up section]({url}#setup)" in doc.content
 
 
 async def test_docs_page_keeps_code_fences_and_tables(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
-    doc = (await run_fetch(fetcher, stocked_site.url("/docs"))).doc
+    doc = (await run_fetch(fetcher, stocked_site.url("/docs"))).unwrap().document
     assert "```" in doc.content
     fence = doc.content.split("```")[1]
     assert 'settings = parse_config("widgets.toml")\nprint(settings.colour)' in fence
@@ -57,15 +57,15 @@ async def test_statuses_come_in_order_before_one_document(stocked_site: Any, fet
     steps = outcome.statuses
     assert steps[0].startswith("checking ") and steps[0].endswith("/robots.txt")
     assert steps[1] == "connecting to 127.0.0.1"
-    assert steps[-2] == f"127.0.0.1: {outcome.doc.metadata['bytes']} bytes received"
+    assert steps[-2] == f"127.0.0.1: {outcome.unwrap().document.metadata['bytes']} bytes received"
     assert steps[-1].startswith("extracting")
     larger = await run_fetch(fetcher, stocked_site.add("/notes.txt", "notes " * 1000, content_type="text/plain"))
     assert larger.statuses[-1] == "127.0.0.1: 5 KB received"
 
 
 async def test_text_and_raw_formats(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
-    text = (await run_fetch(fetcher, stocked_site.url("/docs"), format="text")).doc
-    raw = (await run_fetch(fetcher, stocked_site.url("/docs"), format="raw")).doc
+    text = (await run_fetch(fetcher, stocked_site.url("/docs"), format="text")).unwrap().document
+    raw = (await run_fetch(fetcher, stocked_site.url("/docs"), format="raw")).unwrap().document
     assert "parse_config" in text.content and "```" not in text.content and "](" not in text.content
     assert raw.content.startswith("<!doctype html>") and '<table>' in raw.content
     assert raw.metadata["extractor"] == "raw"
@@ -88,7 +88,7 @@ async def test_unknown_format_is_refused(stocked_site: Any, fetcher: Any, run_fe
 async def test_text_markdown_and_json_pass_through(
     site: Any, fetcher: Any, run_fetch: Any, content_type: str, body: str, expected: str
 ) -> None:
-    doc = (await run_fetch(fetcher, site.add("/x", body, content_type=content_type))).doc
+    doc = (await run_fetch(fetcher, site.add("/x", body, content_type=content_type))).unwrap().document
     assert doc.content == expected
     assert doc.content_type == content_type.split(";")[0]
 
@@ -105,9 +105,9 @@ async def test_missing_content_type_is_sniffed(site: Any, fetcher: Any, run_fetc
                         "</body></html>", content_type=None)
     json_url = site.add("/data", '{"ok": true}', content_type=None)
     binary_url = site.add("/blob", bytes(range(256)) * 8, content_type=None)
-    html = (await run_fetch(fetcher, html_url)).doc
+    html = (await run_fetch(fetcher, html_url)).unwrap().document
     assert html.content_type == "text/html" and "# Sniffed" in html.content
-    assert (await run_fetch(fetcher, json_url)).doc.content == '{\n  "ok": true\n}'
+    assert (await run_fetch(fetcher, json_url)).unwrap().document.content == '{\n  "ok": true\n}'
     assert "looks binary" in str((await run_fetch(fetcher, binary_url)).error)
 
 
@@ -123,7 +123,7 @@ async def test_status_errors_are_clear(site: Any, fetcher: Any, run_fetch: Any, 
 async def test_redirects_are_followed_and_recorded(stocked_site: Any, fetcher: Any, run_fetch: Any) -> None:
     stocked_site.redirect("/old", "/older", status=301)
     stocked_site.redirect("/older", stocked_site.url("/article"), status=307)
-    doc = (await run_fetch(fetcher, stocked_site.url("/old"))).doc
+    doc = (await run_fetch(fetcher, stocked_site.url("/old"))).unwrap().document
     assert doc.url == stocked_site.url("/old") and doc.final_url == stocked_site.url("/article")
     assert doc.metadata["redirects"] == [stocked_site.url("/older"), stocked_site.url("/article")]
     assert "# Life in the tide pools" in doc.content
@@ -175,11 +175,11 @@ async def test_page_without_main_content_falls_back_to_its_text(
                    "<footer><p>This site uses cookies.</p><button>Accept all</button> "
                    "<a href='/privacy'>Privacy policy</a></footer>"
                    "<script>showBanner()</script></body></html>")
-    doc = (await run_fetch(fetcher, url)).doc
+    doc = (await run_fetch(fetcher, url)).unwrap().document
     assert doc.metadata["extractor"] == "fallback"
     assert doc.content == "This site uses cookies.\nAccept all\nPrivacy policy"
     assert doc.title == "Consent"
-    empty = (await run_fetch(fetcher, site.add("/empty", "", content_type="text/html"))).doc
+    empty = (await run_fetch(fetcher, site.add("/empty", "", content_type="text/html"))).unwrap().document
     assert empty.content == "" and empty.metadata["extractor"] == "fallback"
     assert [r.getMessage() for r in caplog.records if r.name.startswith("trafilatura")] == []
 
@@ -210,13 +210,14 @@ def test_an_unknown_key_is_ignored_and_the_known_ones_are_declared_for_the_host(
     # The host warns about keys no fetcher declares (file, line, close match): tests/test_loading.py.
     fetcher = make_fetcher(allow_host=["10.0.0.1"])
     assert fetcher.settings.allow_hosts == ("127.0.0.1",)
-    assert {"allow_hosts", "allow_private", "max_bytes", "timeout_s", "robots"} <= fetcher.config_keys
-    assert "allow_host" not in fetcher.config_keys
+    declared = {option.name for option in fetcher.declared_options}
+    assert {"allow_hosts", "allow_private", "max_bytes", "timeout_s", "robots"} <= declared
+    assert "allow_host" not in declared and "allow_host" not in fetcher.options
 
 
 async def test_json_format_raw_keeps_the_body(site: Any, fetcher: Any, run_fetch: Any) -> None:
     url = site.add("/d.json", '{"a":1}', content_type="application/json")
-    doc = (await run_fetch(fetcher, url, format="raw")).doc
+    doc = (await run_fetch(fetcher, url, format="raw")).unwrap().document
     assert doc.content == '{"a":1}' and json.loads(doc.content) == {"a": 1}
 
 
@@ -229,7 +230,8 @@ async def test_json_format_raw_keeps_the_body(site: Any, fetcher: Any, run_fetch
 async def test_a_lone_surrogate_in_a_page_becomes_a_replacement_character(
         site: Any, fetcher: Any, run_fetch: Any, body: str, content_type: str | None, expected: str) -> None:
     url = site.add("/odd", body.encode("ascii"), content_type=content_type)
-    docs = {output: (await run_fetch(fetcher, url, format=output)).doc for output in ("markdown", "text", "raw")}
+    docs = {output: (await run_fetch(fetcher, url, format=output)).unwrap().document
+            for output in ("markdown", "text", "raw")}
     for output, doc in docs.items():
         doc.content.encode("utf-8")  # what the MCP writer does; a lone surrogate raises here
         if output != "raw" or "utf-7" in (content_type or ""):  # raw JSON keeps its escapes as written

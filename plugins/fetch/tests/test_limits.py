@@ -22,7 +22,7 @@ async def test_huge_page_is_cut_at_max_bytes(site: Any, make_fetcher: Any, run_f
     line = "<p>" + "lorem ipsum dolor sit amet " * 10 + "</p>\n"
     url = site.add("/huge", "<html><body>" + line * 25_000 + "</body></html>")  # ≈ 7 MB
     outcome = await run_fetch(make_fetcher(), url, format="raw")
-    doc = outcome.doc
+    doc = outcome.unwrap().document
     assert doc.truncated is True
     assert doc.metadata["bytes"] == 5_000_000 and len(doc.content) == 5_000_000
     assert "max_bytes" in doc.metadata["note"]
@@ -32,7 +32,7 @@ async def test_huge_page_is_cut_at_max_bytes(site: Any, make_fetcher: Any, run_f
 async def test_cut_page_still_extracts(site: Any, make_fetcher: Any, run_fetch: Any) -> None:
     paragraphs = "".join(f"<p>Paragraph {i}: " + "the tide comes in and out. " * 8 + "</p>" for i in range(400))
     url = site.add("/long", f"<html><body><article><h1>Tides</h1>{paragraphs}</article></body></html>")
-    doc = (await run_fetch(make_fetcher(max_bytes=20_000), url)).doc
+    doc = (await run_fetch(make_fetcher(max_bytes=20_000), url)).unwrap().document
     assert doc.truncated is True and doc.metadata["bytes"] == 20_000
     assert doc.content.startswith("# Tides") and "Paragraph 3:" in doc.content and "Paragraph 399" not in doc.content
 
@@ -41,7 +41,7 @@ async def test_cut_in_the_middle_of_a_character_drops_only_that_character(
     site: Any, make_fetcher: Any, run_fetch: Any
 ) -> None:
     url = site.add("/e", "é" * 1000, content_type="text/plain; charset=utf-8")
-    doc = (await run_fetch(make_fetcher(max_bytes=1001), url)).doc
+    doc = (await run_fetch(make_fetcher(max_bytes=1001), url)).unwrap().document
     assert doc.content == "é" * 500 and doc.truncated is True
 
 
@@ -52,7 +52,7 @@ async def test_gzip_bomb_stays_bounded(site: Any, make_fetcher: Any, run_fetch: 
     tracemalloc.start()
     try:
         started = time.monotonic()
-        doc = (await run_fetch(make_fetcher(), url)).doc
+        doc = (await run_fetch(make_fetcher(), url)).unwrap().document
         elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -111,7 +111,7 @@ async def test_dripping_server_is_bounded_by_the_whole_fetch_not_each_read(
 async def test_charsets(
     site: Any, fetcher: Any, run_fetch: Any, body: bytes, content_type: str, expected: str, codec: str | None
 ) -> None:
-    doc = (await run_fetch(fetcher, site.add("/t", body, content_type=content_type))).doc
+    doc = (await run_fetch(fetcher, site.add("/t", body, content_type=content_type))).unwrap().document
     assert doc.content == expected
     if codec:
         assert doc.metadata["charset"] == codec
@@ -120,12 +120,12 @@ async def test_charsets(
 async def test_html_meta_charset_is_used_when_the_header_has_none(site: Any, fetcher: Any, run_fetch: Any) -> None:
     html = f'<html><head><meta charset="iso-8859-2"><title>Łódź</title></head><body><p>{POLISH}</p></body></html>'
     url = site.add("/pl", html.encode("iso-8859-2"), content_type="text/html")
-    raw = (await run_fetch(fetcher, url, format="raw")).doc
+    raw = (await run_fetch(fetcher, url, format="raw")).unwrap().document
     assert POLISH in raw.content and raw.metadata["charset"] == "iso8859-2"
-    doc = (await run_fetch(fetcher, url)).doc
+    doc = (await run_fetch(fetcher, url)).unwrap().document
     assert "Zażółć gęślą jaźń." in doc.content
 
 
 async def test_utf8_bom_is_honoured(site: Any, fetcher: Any, run_fetch: Any) -> None:
     url = site.add("/bom", "\ufeff" + POLISH, content_type="text/plain; charset=iso-8859-1")
-    assert (await run_fetch(fetcher, url)).doc.content == POLISH
+    assert (await run_fetch(fetcher, url)).unwrap().document.content == POLISH

@@ -64,7 +64,7 @@ async def test_http_goes_through_the_proxy_from_http_proxy(
     resolver = Resolver({"site.example": [PUBLIC]})
     url = f"http://site.example:{stocked_site.port}/article"
     outcome = await run_fetch(fetcher_for(resolver), url)  # the default guard: no allow_hosts
-    assert "# Life in the tide pools" in outcome.doc.content
+    assert "# Life in the tide pools" in outcome.unwrap().document.content
     assert [(r.method, r.target) for r in proxy.requests] == [
         ("GET", f"http://site.example:{stocked_site.port}/robots.txt"), ("GET", url)]
     assert stocked_site.requests[-1].headers["host"] == f"site.example:{stocked_site.port}"
@@ -88,7 +88,7 @@ async def test_https_goes_through_a_connect_tunnel_from_https_proxy(
         fetcher = HttpFetcher(resolver=Resolver({"secure.example": [PUBLIC]}),
                               ssl_context=ssl.create_default_context(cafile=str(ca)))
         outcome = await run_fetch(fetcher, f"https://secure.example:{site.port}/page", model_initiated=False)
-        assert "# Tunnelled" in outcome.doc.content
+        assert "# Tunnelled" in outcome.unwrap().document.content
         assert [(r.method, r.target) for r in proxy.requests] == [("CONNECT", f"secure.example:{site.port}")]
 
 
@@ -123,7 +123,7 @@ async def test_no_proxy_hosts_go_direct_through_the_guard(
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     allowed = await run_fetch(fetcher_for(Resolver({}), allow_hosts=["127.0.0.1"]), stocked_site.url("/article"))
     refused = await run_fetch(fetcher_for(Resolver({})), stocked_site.url("/docs"), model_initiated=False)
-    assert "# Life in the tide pools" in allowed.doc.content
+    assert "# Life in the tide pools" in allowed.unwrap().document.content
     assert "connecting to 127.0.0.1" in allowed.statuses
     assert isinstance(refused.error, AddressRefusedError), "direct connections keep the guard"
     assert proxy.requests == []
@@ -134,7 +134,7 @@ async def test_proxy_none_ignores_the_environment(
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     outcome = await run_fetch(fetcher_for(Resolver({}), allow_hosts=["127.0.0.1"], proxy="none"),
                               stocked_site.url("/article"))
-    assert "# Life in the tide pools" in outcome.doc.content and proxy.requests == []
+    assert "# Life in the tide pools" in outcome.unwrap().document.content and proxy.requests == []
 
 
 async def test_the_configured_proxy_with_credentials_never_shows_them(
@@ -149,12 +149,13 @@ async def test_the_configured_proxy_with_credentials_never_shows_them(
                               url, model_initiated=False)
         tunnel = await run_fetch(fetcher_for(resolver, proxy=f"http://fetcher:wrong-{SECRET}@127.0.0.1:{proxy.port}"),
                                  f"https://site.example:{stocked_site.port}/article", model_initiated=False)
-    assert "# Life in the tide pools" in good.doc.content
+    assert "# Life in the tide pools" in good.unwrap().document.content
     assert proxy.requests[0].headers["proxy-authorization"].startswith("Basic ")
     assert "proxy-authorization" not in stocked_site.requests[-1].headers, "credentials stop at the proxy"
     assert "407" in str(bad.error) and "proxy" in str(bad.error)
     assert "407" in str(tunnel.error) and f"the proxy 127.0.0.1:{proxy.port}" in str(tunnel.error)
-    shown = [*good.statuses, *bad.statuses, *tunnel.statuses, str(bad.error), str(tunnel.error), good.doc.content]
+    shown = [*good.statuses, *bad.statuses, *tunnel.statuses, str(bad.error), str(tunnel.error),
+             good.unwrap().document.content]
     assert not [text for text in shown if SECRET in text]
 
 
@@ -178,7 +179,7 @@ async def test_a_target_only_the_proxy_can_resolve(proxy: Any, stocked_site: Any
     assert "the host only-proxy.example does not resolve here" in str(refused.error)
     assert 'add "only-proxy.example" to [fetch] allow_hosts' in str(refused.error) and proxy.requests == []
     allowed = await run_fetch(fetcher_for(resolver, allow_hosts=["only-proxy.example"]), url, model_initiated=False)
-    assert "# Life in the tide pools" in allowed.doc.content
+    assert "# Life in the tide pools" in allowed.unwrap().document.content
     assert resolver.lookups == ["only-proxy.example"], "a name in allow_hosts is not resolved"
     assert [r.target for r in proxy.requests] == [url]
 

@@ -67,9 +67,9 @@ async def test_disallowed_page_is_refused_for_assistants_only(stocked_site: Any,
     assert "disallowed by" in str(refused.error) and "robots.txt" in str(refused.error)
     assert not stocked_site.requests_for("/article")  # refused before the page was asked for
     user = await run_fetch(fetcher, stocked_site.url("/article"), model_initiated=False)
-    assert "# Life in the tide pools" in user.doc.content
+    assert "# Life in the tide pools" in user.unwrap().document.content
     allowed = await run_fetch(fetcher, stocked_site.url("/docs"))
-    assert "parse_config" in allowed.doc.content
+    assert "parse_config" in allowed.unwrap().document.content
 
 
 @pytest.mark.anyio

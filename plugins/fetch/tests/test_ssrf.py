@@ -184,7 +184,7 @@ async def test_dns_rebinding_cannot_switch_the_address_after_the_check(stocked_s
     network = RoutingNetwork({PUBLIC: "127.0.0.1"})  # the "public" host is played by the loopback site
     url = f"http://rebind.example:{stocked_site.port}/article"
     outcome = await run_fetch(guarded(dns, network), url, model_initiated=False)
-    assert "# Life in the tide pools" in outcome.doc.content
+    assert "# Life in the tide pools" in outcome.unwrap().document.content
     assert dns.lookups == ["rebind.example"]  # resolved once
     assert network.dialled == [PUBLIC]  # connected to the checked address, never to 127.0.0.1
     [record] = stocked_site.requests
@@ -229,7 +229,7 @@ async def test_redirect_to_a_private_address_is_refused(stocked_site: Any, run_f
 async def test_config_opens_loopback_deliberately(stocked_site: Any, run_fetch: Any, options: dict[str, Any]) -> None:
     dns = FakeDNS({"localhost": ["127.0.0.1"]})
     outcome = await run_fetch(guarded(dns, **options), f"http://localhost:{stocked_site.port}/article")
-    assert "# Life in the tide pools" in outcome.doc.content
+    assert "# Life in the tide pools" in outcome.unwrap().document.content
 
 
 @pytest.mark.anyio
@@ -238,5 +238,5 @@ async def test_allowing_one_host_does_not_allow_others(stocked_site: Any, run_fe
     fetcher = guarded(dns, allow_hosts=["wiki.internal"])
     ok = await run_fetch(fetcher, f"http://wiki.internal:{stocked_site.port}/docs", model_initiated=False)
     refused = await run_fetch(fetcher, f"http://db.internal:{stocked_site.port}/docs", model_initiated=False)
-    assert "parse_config" in ok.doc.content
+    assert "parse_config" in ok.unwrap().document.content
     assert isinstance(refused.error, AddressRefusedError) and "db.internal" in str(refused.error)

@@ -85,7 +85,7 @@ def _fetcher(ca: Path) -> HttpFetcher:
 async def test_tls_uses_the_host_name_for_sni_and_verification(https_site: Any, run_fetch: Any) -> None:
     site, ca, seen = https_site
     outcome = await run_fetch(_fetcher(ca), f"https://secure.example:{site.port}/article", model_initiated=False)
-    assert "# Over TLS" in outcome.doc.content
+    assert "# Over TLS" in outcome.unwrap().document.content
     assert seen == ["secure.example"]  # SNI named the host, though the socket went to 127.0.0.1
     assert site.requests[0].headers["host"] == f"secure.example:{site.port}"
 

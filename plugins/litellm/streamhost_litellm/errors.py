@@ -9,16 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamhost import (
-    AuthenticationError,
     MissingKeyError,
     ProviderError,
-    RateLimitError,
     StreamError,
     UnknownModelError,
     UpstreamConnectionError,
-    UpstreamServerError,
     UpstreamTimeoutError,
-    retry_after_seconds,
+    error_for_status,
 )
 
 from .keys import KEY_VARIABLES
@@ -30,6 +27,7 @@ _PREFIX = re.compile(r"^\s*(?:litellm\.\w+:\s*|\w+(?:Error|Exception)(?::\s*|\s+
 _CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "ConnectTimeout", "ClientConnectorError"}
 # aiohttp (litellm's native routes, e.g. ollama/) puts "ssl:<ssl.SSLContext object at 0x…>" in connection errors.
 _SSL_REPR = re.compile(r"\s*ssl:(?:<[^>]*>|default)")
+NOT_FOUND = "check the model name after litellm/ (SUB-PROVIDER/MODEL)"
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,9 @@ def _detail(exc: BaseException, key: str | None) -> str:
     return scrub(_SSL_REPR.sub("", text.splitlines()[0]) if text else type(exc).__name__, key)
 
 
-def _retry_after(exc: Any) -> float | None:
-    return retry_after_seconds(getattr(exc, "litellm_response_headers", None)
-                               or getattr(getattr(exc, "response", None), "headers", None))
+def _headers(exc: Any) -> Any:
+    """The upstream's response headers, where litellm kept them."""
+    return getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -84,7 +82,12 @@ def _connection_failed(exc: BaseException) -> bool:
 
 
 def map_error(exc: Exception, call: CallContext) -> Exception:
-    """The streamhost error for a litellm exception (other exceptions are returned unchanged)."""
+    """The streamhost error for a litellm exception (other exceptions are returned unchanged).
+
+    What only litellm knows (mid-stream failures, context windows, missing credentials or packages, lost
+    connections) is mapped here; HTTP error statuses get the words every provider uses, from
+    :func:`streamhost.error_for_status`.
+    """
     import litellm
     from litellm import exceptions as litellm_errors
 
@@ -97,18 +100,22 @@ def map_error(exc: Exception, call: CallContext) -> Exception:
         return StreamError(f"{call.label}: the upstream failed mid-stream: {_detail(original or exc, call.key)}")
     detail = _detail(exc, call.key)
     status = getattr(exc, "status_code", None)
+
+    def for_status(code: int) -> ProviderError:
+        return error_for_status(code, detail, label=call.label, where=call.where, headers=_headers(exc),
+                                key_variable=call.key_variable or "the key litellm uses for this provider",
+                                not_found=NOT_FOUND)
+
+    # litellm's classes say what happened even where its status_code does not (a connection error is a 500).
     if isinstance(exc, (litellm_errors.AuthenticationError, litellm_errors.PermissionDeniedError)):
-        check = f"check {call.key_variable}" if call.key_variable else "check the key litellm uses for this provider"
-        return AuthenticationError(f"{call.label}: the upstream refused the API key (HTTP {status}): {detail} — "
-                                   f"{check}", status=status)
+        return for_status(status if status in (401, 403) else 401)
     if isinstance(exc, litellm_errors.RateLimitError):
-        return RateLimitError(f"{call.label}: rate limited (HTTP 429): {detail}", retry_after=_retry_after(exc))
+        return for_status(429)
     if isinstance(exc, litellm_errors.ContextWindowExceededError):
         return ProviderError(f"{call.label}: the prompt does not fit the model's context window: {detail} — "
                              "shorten the prompt or choose a model with a longer context", status=status)
     if isinstance(exc, litellm_errors.NotFoundError):
-        return ProviderError(f"{call.label}: not found at {call.where} (HTTP 404): {detail} — check the model "
-                             "name after litellm/ (SUB-PROVIDER/MODEL)", status=status)
+        return for_status(404)
     if isinstance(exc, litellm_errors.Timeout):
         return UpstreamTimeoutError(f"{call.label}: timed out talking to {call.where}")
     if "Missing credentials" in detail:
@@ -126,7 +133,6 @@ def map_error(exc: Exception, call: CallContext) -> Exception:
             f"{call.label}: litellm cannot tell which provider serves this model — name it as "
             "litellm/SUB-PROVIDER/MODEL, e.g. litellm/anthropic/claude-sonnet-4-5 or litellm/ollama/llama3.2"
         )
-    if status is not None and status >= 500:
-        return UpstreamServerError(f"{call.label}: upstream server error (HTTP {status}): {detail}",
-                                   status=status, retry_after=_retry_after(exc))
+    if isinstance(status, int) and status >= 400:
+        return for_status(status)
     return ProviderError(f"{call.label}: request rejected (HTTP {status or '?'}): {detail}", status=status)

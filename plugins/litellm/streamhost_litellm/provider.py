@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from streamhost import (
-    ConfigError,
     Event,
     GenerationRequest,
     MissingKeyError,
     ModelInfo,
+    Option,
     Provider,
     ProviderError,
     Status,
     StreamError,
     TextDelta,
     Usage,
+    check_options,
 )
 
 from . import sdk
@@ -29,7 +29,6 @@ from .keys import first_set, known_variables, sub_provider
 
 log = logging.getLogger("streamhost.litellm")
 
-OPTIONS = {"api_base", "api_key_env", "models", "params", "timeout_s", "debug", "warmup"}
 RESERVED = {
     "model": "it is the part after litellm/",
     "messages": "streamhost builds them from prompt and system",
@@ -40,6 +39,16 @@ RESERVED = {
     "max_retries": "streamhost retries itself, and only before the first token",
 }
 """acompletion arguments a config may not set, and why."""
+MODEL_OPTIONS = (
+    Option("api_base", str, None, "This model's endpoint; unset: providers.litellm.api_base, else litellm's own",
+           non_empty=True),
+    Option("api_key_env", str, None, "The environment variable that holds this model's key; unset: "
+           "providers.litellm.api_key_env, else the one litellm reads for the sub-provider", non_empty=True),
+    *(Option(name, object, refused=why) for name, why in RESERVED.items()),
+    Option("*", object, description="Any other litellm.acompletion argument (top_p, seed, reasoning_effort, "
+           "extra_headers, ...), passed on as it is"),
+)
+"""What ``[models."litellm/NAME"]`` and ``[providers.litellm.params."NAME"]`` tables may hold."""
 
 # Finish reasons that end an answer early without failing it: the user hears why it stops where it does.
 FINISH_NOTICES = {
@@ -54,44 +63,35 @@ class LiteLLMProvider(Provider):
 
     name = "litellm"
     key_env_var = None  # the key variable depends on the sub-provider: see key_variable_for
+    declared_options = (
+        Option("api_base", str, None, "Where every litellm call goes (a LiteLLM proxy, Ollama, vLLM); unset: each "
+               "sub-provider's own endpoint", non_empty=True),
+        Option("api_key_env", str, None, "The environment variable that holds the key for every litellm call; "
+               "unset: the one litellm reads for each sub-provider (ANTHROPIC_API_KEY, ...)", non_empty=True),
+        Option("models", list[str], [], "Models list_models advertises, as litellm names "
+               '("anthropic/claude-sonnet-4-5"); any litellm/NAME works anyway', non_empty=True),
+        Option("params", dict, {}, 'Per-model litellm.acompletion arguments: [providers.litellm.params."NAME"] '
+               'tables, as in [models."litellm/NAME"]', each=MODEL_OPTIONS),
+        Option("timeout_s", float, 600, "Seconds one request may take", above=0),
+        Option("debug", bool, False, "litellm's own banners and verbose output (on stderr under streamhost serve)"),
+        Option("warmup", bool, True, "Import litellm in the background once serving; only done when a "
+               "[providers.litellm] table sets something"),
+    )
+    declared_model_options = MODEL_OPTIONS
 
     def __init__(self) -> None:
         super().__init__()
         self._infos: list[ModelInfo] = []
+        self._set_up = False
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise ConfigError(f"providers.litellm: unknown key {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(OPTIONS))})")
-        models = options.get("models", [])
-        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-            raise ConfigError("providers.litellm.models must be a list of model names like "
-                              '"anthropic/claude-sonnet-4-5"')
-        for key in ("api_base", "api_key_env"):
-            if key in options and not (isinstance(options[key], str) and options[key]):
-                raise ConfigError(f"providers.litellm.{key} must be a non-empty string")
-        params = options.get("params", {})
-        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-            raise ConfigError('providers.litellm.params must hold one table per model: [providers.litellm.params."'
-                              'ollama/llama3.2"]')
-        for model, table in params.items():
-            _check_params(table, f'providers.litellm.params."{model}"')
-        timeout = options.get("timeout_s", 600)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-            raise ConfigError(f"providers.litellm.timeout_s must be a number of seconds > 0, got {timeout!r}")
-        debug = options.get("debug", False)
-        if not isinstance(debug, bool):
-            raise ConfigError(f"providers.litellm.debug must be true or false, got {debug!r}")
-        warmup = options.get("warmup", True)
-        if not isinstance(warmup, bool):
-            raise ConfigError(f"providers.litellm.warmup must be true or false, got {warmup!r}")
         super().configure(options)
-        sdk.set_debug(debug)
+        self._set_up = bool(options)  # a [providers.litellm] table that sets something, not only the defaults
+        sdk.set_debug(self.options["debug"])
         # Whether a model enforces JSON Schema is litellm's knowledge (an import away), so listing says no:
         # the host then also asks in words, and stream() still asks natively where litellm says it can.
         self._infos = [ModelInfo(name=m, description=f"{sub_provider(m) or 'litellm'} via litellm",
-                                 supports_schema=False) for m in dict.fromkeys(models)]
+                                 supports_schema=False) for m in dict.fromkeys(self.options["models"])]
 
     def models(self) -> list[ModelInfo]:
         return self._infos
@@ -110,7 +110,7 @@ class LiteLLMProvider(Provider):
     def warm(self) -> None:
         # Imported, litellm holds ~130 MiB for as long as the server runs: warm it ahead only for a user who
         # set it up (a [providers.litellm] table); one who merely has it installed pays on the first call.
-        if self.options and self.options.get("warmup", True):
+        if self._set_up and self.options["warmup"]:
             sdk.warm()
 
     async def aclose(self) -> None:
@@ -122,8 +122,10 @@ class LiteLLMProvider(Provider):
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         label = f"litellm/{request.model}"
-        extra = {**self.options.get("params", {}).get(request.model, {}), **request.options}
-        _check_params(extra, f'models."{label}"')
+        # The per-model tables were checked when the host loaded this plugin; checked again here because a
+        # reserved argument (api_key above all) must never reach litellm, whoever built the request.
+        check_options(MODEL_OPTIONS, request.options, f'models."{label}"').raise_errors()
+        extra = {**self.options["params"].get(request.model, {}), **request.options}
         variable, key, explicit = self._key(request.model, extra)
         api_base = extra.pop("api_base", None) or self.options.get("api_base")
         call = CallContext(label=label, api_base=api_base, key_variable=variable, key=key)
@@ -132,7 +134,7 @@ class LiteLLMProvider(Provider):
         except ImportError as exc:
             raise ProviderError(f"{label}: litellm cannot be imported ({exc}) — reinstall streamhost-litellm with "
                                 "its constraints file") from None
-        kwargs = _arguments(litellm, request, extra, timeout=float(self.options.get("timeout_s", 600)))
+        kwargs = _arguments(litellm, request, extra, timeout=self.options["timeout_s"])
         if api_base:
             kwargs["api_base"] = api_base
         if explicit:
@@ -155,7 +157,7 @@ class LiteLLMProvider(Provider):
                 await _close(response, label)
 
     def _explicit_key_variable(self, model: str, options: Mapping[str, Any]) -> str | None:
-        params = self.options.get("params", {}).get(model, {})
+        params = self.options["params"].get(model, {})
         return options.get("api_key_env") or params.get("api_key_env") or self.options.get("api_key_env")
 
     def _key(self, model: str, extra: dict[str, Any]) -> tuple[str | None, str | None, bool]:
@@ -179,14 +181,6 @@ class LiteLLMProvider(Provider):
                                   f"{sub_provider(model)}/ models — export it, or set providers.litellm.api_key_env "
                                   "to the variable that holds the key")
         return found, os.environ[found], False
-
-
-def _check_params(table: Mapping[str, Any], where: str) -> None:
-    for name, why in RESERVED.items():
-        if name in table:
-            raise ConfigError(f"{where}.{name} cannot be set: {why}")
-    if "api_key_env" in table and not (isinstance(table["api_key_env"], str) and table["api_key_env"]):
-        raise ConfigError(f"{where}.api_key_env must be the name of an environment variable")
 
 
 def _arguments(litellm: Any, request: GenerationRequest, extra: dict[str, Any], *, timeout: float) -> dict[str, Any]:

@@ -1,31 +1,33 @@
 """Fixtures for the litellm provider tests: the real loopback LLM test server, providers pointed at it,
-and a real ``streamhost serve`` child process with an MCP client on its stdio."""
+and a real ``streamhost serve`` child process with an MCP client on its stdio (from streamhost's testing kit)."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamhost import Event, GenerationRequest, TextDelta, Usage
-from streamhost.testing import LLMTestServer
+from streamhost import GenerationRequest
+from streamhost.testing import (
+    Home,
+    LLMTestServer,
+    Outcome,
+    ask_progress,
+    closed_port_url,
+    collect_outcome,
+    make_home,
+    serve,
+    streamhost_executable,
+)
 from streamhost_litellm import LiteLLMProvider
 from streamhost_litellm.keys import KEY_VARIABLES
 
 KEY = "sk-test-litellm-1a2b3c4d5e"
 KEY_VARIABLE = "STREAMHOST_TEST_LITELLM_KEY"
-STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
 
 
 @pytest.fixture
@@ -87,13 +89,10 @@ async def make_provider(server: LLMTestServer, anyio_backend: str) -> AsyncItera
         await factory.made[0].aclose()
 
 
-@pytest.fixture
-def closed_port_url() -> str:
+@pytest.fixture(name="closed_port_url")
+def closed_port_url_fixture() -> str:
     """A loopback base URL on which nothing listens (connection refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return closed_port_url()
 
 
 @pytest.fixture
@@ -101,37 +100,12 @@ def provider(make_provider: ProviderFactory) -> LiteLLMProvider:
     return make_provider()
 
 
-@dataclass
-class Outcome:
-    """What a stream yielded, and the exception it ended with (None when it finished cleanly)."""
-
-    events: list[Event] = field(default_factory=list)
-    error: BaseException | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
-
-    @property
-    def usages(self) -> list[Usage]:
-        return [e for e in self.events if isinstance(e, Usage)]
-
-
 @pytest.fixture
 def collect() -> Callable[[LiteLLMProvider, GenerationRequest], Awaitable[Outcome]]:
     """``await collect(provider, request)``: run a stream to its end, keeping events and the final error."""
 
     async def run(provider: LiteLLMProvider, request: GenerationRequest) -> Outcome:
-        outcome = Outcome()
-        stream = provider.stream(request)
-        try:
-            async for event in stream:
-                outcome.events.append(event)
-        except Exception as exc:
-            outcome.error = exc
-        finally:
-            await stream.aclose()
-        return outcome
+        return await collect_outcome(provider.stream(request))
 
     return run
 
@@ -139,33 +113,10 @@ def collect() -> Callable[[LiteLLMProvider, GenerationRequest], Awaitable[Outcom
 # ---------------------------------------------------------------------------- a real `streamhost serve`
 
 
-@dataclass
-class Home:
-    """An isolated user for a child process: its config file and environment."""
-
-    root: Path
-    config: Path
-    env: dict[str, str]
-
-    def write_config(self, text: str) -> None:
-        self.config.write_text(text, encoding="utf-8")
-
-
 @pytest.fixture
 def home(tmp_path: Path, server: LLMTestServer) -> Home:
     """A user whose config points ``[providers.litellm]`` at the test server, key in KEY_VARIABLE."""
-    config = tmp_path / "config.toml"
-    home = Home(root=tmp_path, config=config, env={
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "STREAMHOST_CONFIG": str(config),
-        KEY_VARIABLE: KEY,
-    })
-    home.write_config(_litellm_config(server.url))
-    return home
+    return make_home(tmp_path, env={KEY_VARIABLE: KEY}, config=_litellm_config(server.url))
 
 
 def _litellm_config(url: str, extra: str = "", *, key: bool = True) -> str:
@@ -180,71 +131,23 @@ def litellm_config(server: LLMTestServer) -> Callable[..., str]:
     return lambda extra="", key=True: _litellm_config(server.url, extra, key=key)
 
 
-@dataclass
-class Served:
-    """A running ``streamhost serve`` with an MCP client session on its stdio."""
-
-    session: Any
-    progress: list[Any]
-    arrivals: list[float]
-    stderr: Path
-
-    def first_text_at(self) -> float:
-        """When the first notification carrying text arrived (``time.monotonic()``)."""
-        return next(at for at, p in zip(self.arrivals, self.progress, strict=True)
-                    if p.meta and "streamhost/delta" in p.meta)
-
-    def texts(self) -> list[str]:
-        """The text deltas the progress notifications carried, in arrival order."""
-        return [p.meta["streamhost/delta"] for p in self.progress if p.meta and "streamhost/delta" in p.meta]
-
-    def stderr_text(self) -> str:
-        return self.stderr.read_text(encoding="utf-8", errors="replace")
-
-
-@asynccontextmanager
-async def serve(env: dict[str, str]) -> AsyncIterator[Served]:
-    """Spawn ``streamhost serve`` and open a real MCP client session over its stdio."""
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    progress: list[Any] = []
-    arrivals: list[float] = []
-
-    async def on_message(message: Any) -> None:
-        if type(message).__name__ == "ProgressNotification":  # nothing awaited here: arrival order is kept
-            arrivals.append(time.monotonic())
-            progress.append(message.params)
-
-    with tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False) as errlog:
-        params = StdioServerParameters(command=STREAMHOST, args=["serve"], env=env)
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            async with ClientSession(read, write, message_handler=on_message) as session:
-                await session.initialize()
-                yield Served(session=session, progress=progress, arrivals=arrivals, stderr=Path(errlog.name))
-
-
 @pytest.fixture
-def mcp_serve() -> Callable[[dict[str, str]], Any]:
+def mcp_serve() -> Callable[..., Any]:
     """``async with mcp_serve(env) as served:`` runs ``streamhost serve`` with an MCP client."""
     return serve
-
-
-async def _ask_progress(progress: float, total: float | None, message: str | None) -> None:
-    """A progress callback, so that the client asks for progress (the notifications are read elsewhere)."""
 
 
 @pytest.fixture
 def want_progress() -> Callable[..., Awaitable[None]]:
     """Pass as ``progress_callback=`` so the request carries a progress token."""
-    return _ask_progress
+    return ask_progress
 
 
 class RawServe:
     """``streamhost serve`` driven byte by byte, keeping every line it writes to stdout."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([STREAMHOST, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([streamhost_executable(), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
         self.lines: list[bytes] = []
         self.stderr = b""
@@ -296,4 +199,4 @@ def raw_serve() -> Iterator[Callable[[dict[str, str]], RawServe]]:
 @pytest.fixture
 def streamhost_command() -> str:
     """The ``streamhost`` console script of this environment."""
-    return STREAMHOST
+    return streamhost_executable()

@@ -6,7 +6,6 @@ OpenAI-compatible client talking HTTP; the server's request records are the evid
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import time
@@ -29,7 +28,7 @@ from streamhost import (
     UpstreamTimeoutError,
     Usage,
 )
-from streamhost.testing import Script
+from streamhost.testing import Script, cancel_stream, expect_disconnect
 from streamhost_litellm import LiteLLMProvider, sdk
 
 pytestmark = pytest.mark.anyio
@@ -267,34 +266,20 @@ async def test_a_silent_upstream_times_out_after_timeout_s(server, make_provider
 
 async def test_closing_the_stream_closes_the_upstream_response(server, provider):
     server.script("stalls", Script(tokens=["one ", "two ", "never"], stall_after=2))
-    stream = provider.stream(request("openai/stalls"))
-    seen = [await stream.__anext__(), await stream.__anext__()]
 
-    closed_at = time.monotonic()
-    await stream.aclose()
+    closed = await cancel_stream(provider.stream(request("openai/stalls")), after=2, how="close")
 
-    assert [e.text for e in seen] == ["one ", "two "]
-    assert await server.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 30)
-    assert sent(server, "stalls")[0].disconnected_at - closed_at < 5  # ≈ms when idle; the stall is endless
+    assert closed.text == "one two "
+    await expect_disconnect(server, "stalls", since=closed.at)  # ≈ms when idle; the stall is endless
 
 
 async def test_cancelling_the_consuming_task_closes_the_upstream_response(server, provider):
     server.script("stalls", Script(tokens=["one ", "two "], stall_after=1))
-    first = asyncio.Event()
 
-    async def consume() -> None:
-        async for _ in provider.stream(request("openai/stalls")):
-            first.set()
+    cancelled = await cancel_stream(provider.stream(request("openai/stalls")), after=1)
 
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 30)
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    assert await server.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 30)
-    assert sent(server, "stalls")[0].disconnected_at - cancelled_at < 5  # ≈ms when idle; the stall is endless
+    assert cancelled.text == "one "
+    await expect_disconnect(server, "stalls", since=cancelled.at)  # ≈ms when idle; the stall is endless
 
 
 # ---------------------------------------------------------------------------- structured output
@@ -318,13 +303,14 @@ async def test_json_schema_is_asked_natively_where_litellm_says_the_model_suppor
 
 
 @pytest.mark.parametrize(("options", "expected"), [
-    ({"colour": "red"}, "unknown key colour"),
+    ({"colour": "red"}, "unknown key providers.litellm.colour"),
     ({"models": "anthropic/x"}, "providers.litellm.models must be a list"),
     ({"api_base": ""}, "providers.litellm.api_base must be a non-empty string"),
     ({"timeout_s": 0}, "providers.litellm.timeout_s must be a number"),
     ({"debug": "yes"}, "providers.litellm.debug must be true or false"),
-    ({"params": {"ollama/x": 3}}, "one table per model"),
-    ({"params": {"ollama/x": {"api_key": "sk-in-the-file"}}}, "api_key cannot be set: keep keys out of the config"),
+    ({"params": {"ollama/x": 3}}, 'providers.litellm.params."ollama/x" must be a table'),
+    ({"params": {"ollama/x": {"api_key": "sk-in-the-file"}}},
+     'params."ollama/x".api_key cannot be set: keep keys out of the config'),
     ({"params": {"ollama/x": {"num_retries": 3}}}, "streamhost retries itself"),
 ])
 def test_bad_config_is_refused_with_the_key_named(options, expected):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from importlib import metadata
 
 import anyio
 import pytest
 
-from streamhost.testing import Script
+from streamhost.testing import Script, cancel_call, expect_disconnect
 
 pytestmark = pytest.mark.anyio
 WORDS = [f"word{i} " for i in range(60)]
@@ -20,6 +21,14 @@ def imported(stderr: str) -> set[str]:
     package's submodules)."""
     return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
             if line.startswith("import time:") and line.count("|") == 2}
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def litellm_modules(stderr: str) -> set[str]:
@@ -54,24 +63,16 @@ async def test_the_host_retries_429_and_500_before_the_first_token(server, home,
     assert len(stamps) == 3 and stamps[1] - stamps[0] >= 0.19, "one request per host attempt, no litellm retries"
 
 
-async def test_cancelling_a_call_disconnects_the_upstream(server, home, mcp_serve, want_progress):
+async def test_cancelling_a_call_disconnects_the_upstream(server, home, mcp_serve):
     server.script("stalls", Script(tokens=["one ", "two ", "never"], stall_after=2))
     server.script("after", Script(tokens=["still ", "here"]))
     async with mcp_serve(home.env) as served:
-        with anyio.move_on_after(30) as scope:
-            async with anyio.create_task_group() as group:
-                group.start_soon(lambda: served.session.call_tool(
-                    "generate", {"prompt": "x", "model": "litellm/openai/stalls"}, progress_callback=want_progress))
-                while not served.texts():
-                    await anyio.sleep(0.01)
-                cancelled_at = time.monotonic()
-                group.cancel_scope.cancel()
-        assert not scope.cancelled_caught
-        assert await server.await_for(lambda rs: any(r.model == "stalls" and r.disconnected for r in rs), 30)
-        record = next(r for r in server.requests if r.model == "stalls")
-        assert record.disconnected_at - cancelled_at < 5  # ≈ms when idle; the stall is endless
-        after = await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/after"})
-    assert after.content[0].text == "still here"
+        # notifications/cancelled once the first text has arrived, as a client whose user gives up
+        cancelled = await cancel_call(served, "generate", {"prompt": "x", "model": "litellm/openai/stalls"})
+        await expect_disconnect(server, "stalls", since=cancelled.at)  # ≈ms when idle; the stall is endless
+        after = await served.call("generate", {"prompt": "x", "model": "litellm/openai/after"})
+    assert cancelled.text.startswith("one ")
+    assert after.text == "still here"
 
 
 async def test_a_mid_stream_error_keeps_the_partial_text(server, home, mcp_serve, want_progress):
@@ -154,7 +155,10 @@ async def test_litellm_is_not_warmed_unless_it_is_set_up(server, home, mcp_serve
     async with mcp_serve({**home.env, "PYTHONPROFILEIMPORTTIME": "1"}) as served:
         await served.session.list_tools()
         await anyio.sleep(3)  # the warm-up starts 50 ms after tools/list; litellm's submodules show within 1 s
-        assert "openai" in {name.split(".")[0] for name in imported(served.stderr_text())}, "warm-up ran"
+        if _installed("streamhost-openai"):  # its warm-up imports the openai SDK: the sign that the warm-up ran
+            assert "openai" in {name.split(".")[0] for name in imported(served.stderr_text())}, "warm-up ran"
+        # (On its own, this suite has test_litellm_is_warmed_in_the_background_after_tools_list to show that the
+        # warm-up runs within that wait.)
         assert not litellm_modules(served.stderr_text())
         if set_up:  # the first call imports it and still works
             result = await served.session.call_tool("generate", {"prompt": "x", "model": "litellm/openai/m"})

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamhost import GenerationRequest, StreamError
-from streamhost.host.relay import GenerationFailed
+from streamhost import CallFailed, GenerationRequest, StreamError
 from streamhost.testing import Script, relay
 
 pytestmark = pytest.mark.anyio
@@ -27,7 +26,7 @@ async def test_a_stream_that_ends_before_the_model_finished_is_an_error_keeping_
     # connection: without the plugin's check all three pass for complete answers.
     server.script("cut", Script(tokens=TOKENS, end_after=3, end_with=end_with, drop_connection=drop))
 
-    with pytest.raises(GenerationFailed) as info:
+    with pytest.raises(CallFailed) as info:
         await relay(provider, ask("cut"))
 
     error = info.value.error

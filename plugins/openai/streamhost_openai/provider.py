@@ -13,26 +13,32 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from streamhost import (
-    ConfigError,
     Event,
     GenerationRequest,
     ModelInfo,
+    Option,
     Provider,
-    Status,
-    StreamError,
     TextDelta,
-    Usage,
 )
 
 from .catalog import MAX_LISTED, api_for, cache_stamp, model_infos, was_listed, write_cache
-from .errors import map_error
+from .chat_events import ChatEvents
+from .errors import CallContext, map_error
+from .responses_events import ResponsesEvents
+from .streaming import stream_events
 
 log = logging.getLogger("streamhost.openai")
 
 OFFICIAL_URL = "https://api.openai.com/v1"
-OPTIONS = {"base_url", "api_key_env", "api", "models", "timeout_s"}
+APIS = ("auto", "chat", "responses")
 LIST_TIMEOUT_S = 5.0
 """How long the warm-up waits for each read of a compatible endpoint's model list (2 s to connect)."""
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https://, got {value!r}")
+    return value
 
 
 class OpenAIProvider(Provider):
@@ -40,6 +46,21 @@ class OpenAIProvider(Provider):
 
     name = "openai"
     key_env_var = "OPENAI_API_KEY"
+    declared_options = (
+        Option("base_url", str, None, "The endpoint: api.openai.com or any OpenAI-compatible server (vLLM, Ollama, "
+               "LM Studio); unset: OPENAI_BASE_URL, else https://api.openai.com/v1", non_empty=True, check=_http_url),
+        Option("api_key_env", str, None, "The environment variable that holds the key; unset: OPENAI_API_KEY",
+               non_empty=True),
+        Option("api", str, "auto", "Which API serves a model: chat (Chat Completions), responses, or auto "
+               "(Responses for reasoning models, Chat Completions for the rest)", choices=APIS),
+        Option("models", list[str], [], "Model names to list (besides the endpoint's own); any other name works "
+               "too"),
+        Option("timeout_s", float, 600, "Seconds one call may take (10 s of it to connect)", above=0),
+    )
+    declared_model_options = (
+        Option("api", str, None, "Which API serves this model (auto, chat or responses); unset: providers.openai.api",
+               choices=APIS),
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,24 +73,6 @@ class OpenAIProvider(Provider):
         self._listed: tuple[tuple[str, int | None], list[ModelInfo]] | None = None
 
     def configure(self, options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"providers.openai: unknown key {', '.join(unknown)} (known: {', '.join(sorted(OPTIONS))})"
-            )
-        _check_api(options.get("api", "auto"), "providers.openai.api")
-        models = options.get("models", [])
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise ConfigError("providers.openai.models must be a list of model names")
-        for key in ("base_url", "api_key_env"):
-            if key in options and not (isinstance(options[key], str) and options[key]):
-                raise ConfigError(f"providers.openai.{key} must be a non-empty string")
-        if "base_url" in options and not options["base_url"].startswith(("http://", "https://")):
-            raise ConfigError(f"providers.openai.base_url must start with http:// or https://, got "
-                              f"{options['base_url']!r}")
-        timeout = options.get("timeout_s", 600)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-            raise ConfigError(f"providers.openai.timeout_s must be a number of seconds > 0, got {timeout!r}")
         super().configure(options)
         self._listed = None
 
@@ -82,7 +85,7 @@ class OpenAIProvider(Provider):
         base_url = self.base_url
         key = (base_url, cache_stamp())
         if self._listed is None or self._listed[0] != key:
-            infos = model_infos(base_url, base_url == OFFICIAL_URL, list(self.options.get("models", [])))
+            infos = model_infos(base_url, base_url == OFFICIAL_URL, list(self.options["models"]))
             self._listed = (key, infos)
         return self._listed[1]
 
@@ -111,7 +114,7 @@ class OpenAIProvider(Provider):
                                timeout=openai.Timeout(LIST_TIMEOUT_S, connect=2.0)) as client:
                 ids = [str(model.id) for model in itertools.islice(client.models.list(), MAX_LISTED)]
         except Exception as exc:  # the warm-up is best effort: calls work without the list
-            error = map_error(exc, "openai", base_url, variable, key)
+            error = map_error(exc, CallContext("openai", base_url, variable, key))
             said = getattr(error, "message", None) or f"openai: {base_url}: {type(exc).__name__}"
             log.info("%s — listing its models failed; `streamhost models --refresh` tries again", said)
             return
@@ -126,7 +129,7 @@ class OpenAIProvider(Provider):
             return cached[1]
         client = openai.AsyncOpenAI(
             api_key=key, base_url=self.base_url, max_retries=0,  # the host retries, only before text
-            timeout=openai.Timeout(float(self.options.get("timeout_s", 600)), connect=10.0),
+            timeout=openai.Timeout(self.options["timeout_s"], connect=10.0),
         )
         self._clients[loop] = (identity, client)
         if cached is not None:
@@ -145,7 +148,7 @@ class OpenAIProvider(Provider):
         try:
             ids = [model.id async for model in client.models.list()]
         except Exception as exc:
-            mapped = map_error(exc, "openai", self.base_url, self.key_variable(), key)
+            mapped = map_error(exc, CallContext("openai", self.base_url, self.key_variable(), key))
             if mapped is exc:
                 raise
             raise mapped from None  # the SDK's own text may echo part of the key
@@ -155,9 +158,8 @@ class OpenAIProvider(Provider):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         key = self.require_key()
         client = await self._client(key)
-        forced = request.options.get("api")
-        _check_api(forced or "auto", f'models."openai/{request.model}".api')
-        api = api_for(request.model, forced or self.options.get("api"))
+        # [models."openai/NAME"] api (checked by the host when it loaded this plugin) wins over providers.openai.api.
+        api = api_for(request.model, request.options.get("api") or self.options["api"])
         label = f"openai/{request.model}"
         events = (_responses(client, request, label) if api == "responses"
                   else _chat(client, request, label, official=self.base_url == OFFICIAL_URL))
@@ -168,7 +170,7 @@ class OpenAIProvider(Provider):
                     text_seen = text_seen or isinstance(event, TextDelta)
                     yield event
         except Exception as exc:
-            mapped = map_error(exc, label, self.base_url, self.key_variable(), key, mid_stream=text_seen)
+            mapped = map_error(exc, CallContext(label, self.base_url, self.key_variable(), key), mid_stream=text_seen)
             if mapped is exc:
                 raise
             raise mapped from None
@@ -186,30 +188,7 @@ async def _openai() -> Any:
     return _sdk
 
 
-def _check_api(value: Any, where: str) -> None:
-    if value not in ("auto", "chat", "responses"):
-        raise ConfigError(f"{where} must be auto, chat or responses, got {value!r}")
-
-
-CUT_SHORT = "the upstream closed the stream before the model finished"
-# Finish reasons that end an answer early without failing it: the text is whole up to there, so the call
-# succeeds, and the user hears why it stops where it does.
-FINISH_NOTICES = {
-    "length": 'the answer stopped at the output token limit (finish_reason "length") and is cut short — '
-              "a larger max_tokens gives more",
-    "content_filter": 'the upstream\'s content filter stopped the answer (finish_reason "content_filter")',
-}
-
-
-def _text(value: Any, label: str) -> str:
-    """A text delta from the wire, which a broken server may send as a number or an object."""
-    if not isinstance(value, str):
-        raise StreamError(f"{label}: the upstream sent text that is not a string ({type(value).__name__}: "
-                          f"{value!r:.60}); the text so far is kept")
-    return value
-
-
-async def _chat(client: Any, request: GenerationRequest, label: str, *, official: bool) -> AsyncIterator[Event]:
+def _chat(client: Any, request: GenerationRequest, label: str, *, official: bool) -> AsyncIterator[Event]:
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages.append({"role": "user", "content": request.prompt})
     kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
@@ -222,28 +201,12 @@ async def _chat(client: Any, request: GenerationRequest, label: str, *, official
     if request.output_schema is not None:
         kwargs["response_format"] = {"type": "json_schema",
                                      "json_schema": {"name": "output", "schema": request.output_schema}}
-    # The SDK ends iteration quietly both at `data: [DONE]` and at a body that simply stops, so only a
-    # finish_reason tells a whole answer from one cut short (many servers send it on the last chunk only).
-    finish_reason = None
-    stream = await client.chat.completions.create(**kwargs)
-    async with stream:
-        async for chunk in stream:
-            for choice in chunk.choices or []:
-                content = getattr(choice.delta, "content", None) if choice.delta else None
-                if content is not None and (text := _text(content, label)):
-                    yield TextDelta(text)
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-                    if finish_reason in FINISH_NOTICES:
-                        yield Status(f"{label}: {FINISH_NOTICES[finish_reason]}")
-            if chunk.usage is not None:
-                yield Usage(input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens,
-                            total_tokens=chunk.usage.total_tokens)
-    if finish_reason is None:
-        raise StreamError(f"{label}: {CUT_SHORT} (no finish_reason); the text so far is kept")
+    # The SDK sends the request; the body is read without its per-chunk models (streaming.py says why).
+    opened = client.chat.completions.with_streaming_response.create(**kwargs)
+    return stream_events(opened, ChatEvents(label), label)
 
 
-async def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIterator[Event]:
+def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIterator[Event]:
     kwargs: dict[str, Any] = {"model": request.model, "input": request.prompt, "stream": True}
     if request.system:
         kwargs["instructions"] = request.system
@@ -253,29 +216,5 @@ async def _responses(client: Any, request: GenerationRequest, label: str) -> Asy
         kwargs["max_output_tokens"] = request.max_tokens
     if request.output_schema is not None:
         kwargs["text"] = {"format": {"type": "json_schema", "name": "output", "schema": request.output_schema}}
-    completed = False
-    stream = await client.responses.create(**kwargs)
-    async with stream:
-        async for event in stream:
-            kind = getattr(event, "type", "")
-            if kind == "response.output_text.delta":
-                if event.delta is not None and (text := _text(event.delta, label)):
-                    yield TextDelta(text)
-            elif kind == "response.completed":
-                completed = True
-                usage = getattr(event.response, "usage", None)
-                if usage is not None:
-                    yield Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                                total_tokens=usage.total_tokens)
-            elif kind == "error":
-                raise StreamError(f"{label}: the upstream reported an error mid-stream: {event.message}")
-            elif kind == "response.failed":
-                error = getattr(event.response, "error", None)
-                detail = getattr(error, "message", None) or "no reason given"
-                raise StreamError(f"{label}: the response failed: {detail}")
-            elif kind == "response.incomplete":
-                details = getattr(event.response, "incomplete_details", None)
-                reason = getattr(details, "reason", None) or "unknown reason"
-                raise StreamError(f"{label}: the response stopped incomplete ({reason}); output so far is kept")
-    if not completed:
-        raise StreamError(f"{label}: {CUT_SHORT} (no response.completed); the text so far is kept")
+    opened = client.responses.with_streaming_response.create(**kwargs)
+    return stream_events(opened, ResponsesEvents(label), label)

@@ -1,25 +1,19 @@
-"""Fixtures for the openai provider tests: a real loopback LLM test server and a provider pointed at it."""
+"""Fixtures for the openai provider tests: a real loopback LLM test server, a provider pointed at it, and a real
+``streamhost serve`` for an isolated user (all from streamhost's testing kit)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamhost import Event, GenerationRequest, TextDelta, Usage
-from streamhost.testing import LLMTestServer
+from streamhost import GenerationRequest
+from streamhost.testing import LLMTestServer, Outcome, closed_port_url, collect_outcome, make_home, serve
 from streamhost_openai import OpenAIProvider
 
 KEY = "sk-test-5e6f7a8b9c0d"
-STREAMHOST = str(Path(sys.executable).with_name("streamhost"))
 
 
 @pytest.fixture
@@ -96,52 +90,20 @@ def provider(make_provider: ProviderFactory) -> OpenAIProvider:
     return make_provider()
 
 
-@dataclass
-class Outcome:
-    """What a stream yielded, and the exception it ended with (None when it finished cleanly)."""
-
-    events: list[Event] = field(default_factory=list)
-    error: BaseException | None = None
-
-    @property
-    def deltas(self) -> list[str]:
-        return [e.text for e in self.events if isinstance(e, TextDelta)]
-
-    @property
-    def text(self) -> str:
-        return "".join(self.deltas)
-
-    @property
-    def usages(self) -> list[Usage]:
-        return [e for e in self.events if isinstance(e, Usage)]
-
-
 @pytest.fixture
 def collect() -> Callable[[OpenAIProvider, GenerationRequest], Awaitable[Outcome]]:
     """``await collect(provider, request)``: run a stream to its end, keeping events and the final error."""
 
     async def run(provider: OpenAIProvider, request: GenerationRequest) -> Outcome:
-        outcome = Outcome()
-        agen = provider.stream(request)
-        try:
-            async for event in agen:
-                outcome.events.append(event)
-        except Exception as exc:
-            outcome.error = exc
-        finally:
-            await agen.aclose()
-        return outcome
+        return await collect_outcome(provider.stream(request))
 
     return run
 
 
-@pytest.fixture
-def closed_port_url() -> str:
+@pytest.fixture(name="closed_port_url")
+def closed_port_url_fixture() -> str:
     """A loopback base URL on which nothing listens (connection refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return closed_port_url()
 
 
 # ---------------------------------------------------------------------------- a real `streamhost serve`
@@ -151,35 +113,11 @@ def closed_port_url() -> str:
 def serve_env(tmp_path: Path, server: LLMTestServer) -> dict[str, str]:
     """The environment of a ``streamhost serve`` child: an isolated user, OPENAI_BASE_URL = the test server,
     only this plugin loaded, an empty config file."""
-    config = tmp_path / "config.toml"
-    config.write_text("", encoding="utf-8")
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "STREAMHOST_CONFIG": str(config),
-        "STREAMHOST_LOAD_PLUGINS": "streamhost-openai",
-        "OPENAI_API_KEY": KEY,
-        "OPENAI_BASE_URL": server.url,
-    }
-
-
-@asynccontextmanager
-async def _serve(env: dict[str, str]) -> AsyncIterator[Any]:
-    from mcp import ClientSession, StdioServerParameters
-    from mcp.client.stdio import stdio_client
-
-    with tempfile.TemporaryFile("w+") as errlog:
-        params = StdioServerParameters(command=STREAMHOST, args=["serve"], env=env)
-        async with stdio_client(params, errlog=errlog) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+    return make_home(tmp_path, plugins=["streamhost-openai"],
+                     env={"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": server.url}).env
 
 
 @pytest.fixture
-def mcp_serve() -> Callable[[dict[str, str]], Any]:
-    """``async with mcp_serve(env) as session:`` runs ``streamhost serve`` with a real MCP client session."""
-    return _serve
+def mcp_serve() -> Callable[..., Any]:
+    """``async with mcp_serve(env) as served:`` runs ``streamhost serve`` with a real MCP client session."""
+    return serve

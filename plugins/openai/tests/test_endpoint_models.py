@@ -9,10 +9,10 @@ import logging
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from streamhost.testing import streamhost_executable
 from streamhost_openai import catalog
 
 pytestmark = pytest.mark.anyio
@@ -127,17 +127,17 @@ def test_warm_on_the_official_endpoint_touches_no_network(tmp_path):
 async def test_serve_lists_the_endpoint_in_the_background_and_calls_its_model_by_default(
         server, serve_env, mcp_serve):
     server.set_models(["local-llama"])
-    async with mcp_serve(serve_env) as session:
-        await session.list_tools()
+    async with mcp_serve(serve_env) as served:
+        await served.tools()
         # The warm-up lists after the first tools/list; poll for its result through the tool a client has.
         deadline = time.monotonic() + 30
-        while "openai/local-llama (default)" not in (listed := await list_models_text(session)):
+        while "openai/local-llama (default)" not in (listed := (await served.call("list_models")).text):
             assert time.monotonic() < deadline, listed
             await asyncio.sleep(0.1)
-        result = await session.call_tool("generate", {"prompt": "hello there"})  # no model named
+        result = await served.call("generate", {"prompt": "hello there"})  # no model named
 
-    assert not result.is_error, result.content
-    assert result.content[0].text == "echo: hello there"
+    assert not result.is_error, result.text
+    assert result.text == "echo: hello there"
     assert [r.model for r in server.requests if r.api == "chat"] == ["local-llama"]
     assert len(listings(server)) == 1
 
@@ -146,28 +146,22 @@ async def test_the_tool_list_does_not_wait_for_a_slow_endpoint(server, serve_env
     # The endpoint takes 30 s to list (the warm-up gives up after LIST_TIMEOUT_S): had the tool list waited for
     # it, the listing would have ended, answered or abandoned, before tools/list was answered.
     server.set_models(["local-llama"], delay_s=30)
-    async with mcp_serve(serve_env) as session:
-        tools = await session.list_tools()
+    async with mcp_serve(serve_env) as served:
+        tools = await served.tools()
         answered = time.monotonic()
         assert not [r for r in listings(server) if r.ended is not None], (answered, listings(server))
-        result = await session.call_tool("generate", {"prompt": "hi", "model": "openai/anything"})
+        result = await served.call("generate", {"prompt": "hi", "model": "openai/anything"})
 
-    assert {t.name for t in tools.tools} >= {"generate", "list_models"}
-    assert not result.is_error, result.content
-    assert result.content[0].text == "echo: hi"
-
-
-async def list_models_text(session) -> str:
-    result = await session.call_tool("list_models", {})
-    return "".join(getattr(block, "text", "") for block in result.content)
+    assert {t.name for t in tools} >= {"generate", "list_models"}
+    assert not result.is_error, result.text
+    assert result.text == "echo: hi"
 
 
 # ---------------------------------------------------------------------------- `streamhost models`
 
 
 def run_models(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    streamhost = str(Path(sys.executable).with_name("streamhost"))
-    return subprocess.run([streamhost, "models", "--json", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([streamhost_executable(), "models", "--json", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
 

@@ -6,7 +6,6 @@ Nothing of ours and nothing of the openai SDK is mocked: every call goes over HT
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 import streamhost
 from streamhost import GenerationRequest, TextDelta, Usage
-from streamhost.testing import LLMTestServer, Script
+from streamhost.testing import LLMTestServer, Script, cancel_stream, expect_disconnect
 from streamhost_openai import OpenAIProvider
 
 pytestmark = pytest.mark.anyio
@@ -429,42 +428,24 @@ async def test_openai_base_url_variable_is_honoured(server, monkeypatch, make_pr
 @pytest.mark.parametrize("model", ["gpt-4.1-mini", "o3"])
 async def test_aclose_closes_the_upstream_request(server, provider, model):
     server.script(model, Script(tokens=["a", "b", "c", "d"], stall_after=2))
-    agen = provider.stream(GenerationRequest(model=model, prompt="hi"))
+    stream = provider.stream(GenerationRequest(model=model, prompt="hi"))
 
-    got = [await agen.__anext__(), await agen.__anext__()]
-    assert got == [TextDelta("a"), TextDelta("b")]
-    assert not server.requests[0].disconnected  # still open while stalled
-    closed_at = time.monotonic()
-    await agen.aclose()
+    closed = await cancel_stream(stream, after=2, how="close")  # GeneratorExit at the yield
 
-    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 30), server.requests
-    rec = server.requests[0]
-    assert rec.disconnected_at is not None and rec.disconnected_at - closed_at < 5  # the stall is endless
-    assert rec.tokens_sent == 2
+    assert closed.seen == [TextDelta("a"), TextDelta("b")]
+    record = await expect_disconnect(server, model, since=closed.at)  # the stall is endless
+    assert record.tokens_sent == 2
 
 
 @pytest.mark.parametrize("model", ["gpt-4.1-mini", "o3"])
 async def test_task_cancellation_closes_the_upstream_request(server, provider, model):
     server.script(model, Script(tokens=["a", "b", "c"], stall_after=1))
-    seen: list[Any] = []
-    first = asyncio.Event()
 
-    async def consume() -> None:
-        async for event in provider.stream(GenerationRequest(model=model, prompt="hi")):
-            seen.append(event)
-            first.set()
+    # CancelledError while the stream waits on the stalled upstream; the plugin must let it through.
+    cancelled = await cancel_stream(provider.stream(GenerationRequest(model=model, prompt="hi")), after=1)
 
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 30)
-    await asyncio.sleep(0.05)  # the consumer is now parked on the stalled upstream read
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    assert seen == [TextDelta("a")]
-    assert await server.await_for(lambda rs: rs and rs[0].disconnected, 30), server.requests
-    assert server.requests[0].disconnected_at - cancelled_at < 5  # the stall is endless
+    assert cancelled.seen == [TextDelta("a")]
+    await expect_disconnect(server, model, since=cancelled.at)  # the stall is endless
 
 
 async def test_finished_stream_leaves_no_disconnect(server, provider, collect):
@@ -526,7 +507,7 @@ def test_configure_rejects_bad_settings(options, named):
     with pytest.raises(streamhost.ConfigError) as info:
         provider.configure(options)
     assert named in info.value.message
-    assert provider.options == {}  # nothing half-applied
+    assert provider.options == OpenAIProvider().options  # nothing half-applied: still the defaults
 
 
 def test_configure_accepts_every_documented_key(server):

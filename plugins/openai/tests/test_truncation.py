@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamhost import GenerationRequest, StreamError
-from streamhost.host.relay import GenerationFailed
+from streamhost import CallFailed, GenerationRequest, StreamError
 from streamhost.testing import Script, relay
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +31,7 @@ async def test_a_stream_that_ends_before_the_model_finished_is_an_error_keeping_
         server, provider, options, missing, end_with):
     server.script("cut", Script(tokens=TOKENS, end_after=3, end_with=end_with))
 
-    with pytest.raises(GenerationFailed) as info:
+    with pytest.raises(CallFailed) as info:
         await relay(provider, ask("cut", options))
 
     error = info.value.error
@@ -49,7 +48,7 @@ async def test_a_connection_dropped_mid_answer_is_a_stream_error_not_an_unreacha
         server, provider, options, missing):
     server.script("dropped", Script(tokens=TOKENS, end_after=3, drop_connection=True))
 
-    with pytest.raises(GenerationFailed) as info:
+    with pytest.raises(CallFailed) as info:
         await relay(provider, ask("dropped", options))
 
     error = info.value.error
@@ -86,7 +85,7 @@ async def test_a_length_finish_succeeds_and_says_the_answer_is_cut_short(server,
 async def test_text_that_is_a_number_is_a_stream_error_naming_its_type(server, provider, options, missing):
     server.script("numeric", Script(tokens=["one ", 5, "six"]))
 
-    with pytest.raises(GenerationFailed) as info:
+    with pytest.raises(CallFailed) as info:
         await relay(provider, ask("numeric", options))
 
     error = info.value.error
@@ -109,12 +108,12 @@ async def test_a_lone_surrogate_escape_passes_through_and_the_call_completes(ser
 async def test_through_serve_a_cut_answer_is_an_error_result_that_keeps_the_text(server, serve_env, mcp_serve):
     server.script("cut", Script(tokens=TOKENS, end_after=3, end_with=("done",)))
 
-    async with mcp_serve(serve_env) as session:
-        result = await session.call_tool("generate", {"prompt": "what is it?", "model": "openai/cut"})
-        after = await session.call_tool("generate", {"prompt": "still there?", "model": "openai/fine"})
+    async with mcp_serve(serve_env) as served:
+        result = await served.call("generate", {"prompt": "what is it?", "model": "openai/cut"})
+        after = await served.call("generate", {"prompt": "still there?", "model": "openai/fine"})
 
-    text = result.content[0].text
     assert result.is_error
-    assert text.startswith("openai/cut: the upstream closed the stream before the model finished (no finish_reason)")
-    assert KEPT in text
-    assert not after.is_error and after.content[0].text == "echo: still there?"
+    assert result.text.startswith("openai/cut: the upstream closed the stream before the model finished "
+                                  "(no finish_reason)")
+    assert KEPT in result.text and result.streamed_text == KEPT
+    assert not after.is_error and after.text == "echo: still there?"

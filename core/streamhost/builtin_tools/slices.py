@@ -1,12 +1,11 @@
-"""Paging long content: one slice of a document at a time, as mcp-server-fetch pages it."""
+"""fetch_url's paging: one slice of a document at a time, as mcp-server-fetch pages it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidArgumentError
-from ..fetchers import Document
+from streamhost import Document, InvalidArgumentError
 
 DEFAULT_MAX_LENGTH = 10_000
 NO_TEXT = "The page has no text content: it is empty, or its text is written by JavaScript, which is not run."
