@@ -31,7 +31,8 @@ Sample = tuple[float, float, float]  # (ttft, start -> request at upstream, upst
 
 
 def split(llm: Any, before: int, t0: float, first: float) -> Sample:
-    record = llm.requests[before]
+    # The first streaming request since ``before``: the warm-up's GET /v1/models may come in between.
+    record = next(r for r in llm.requests[before:] if r.api in ("chat", "responses"))
     return first - t0, record.started - t0, first - record.first_token
 
 

@@ -1,9 +1,10 @@
 """Reading an openai SDK streaming response: the body's bytes through the SSE decoder into a parser's events.
 
 The SDK still makes the request (auth, base URL, time-outs, an HTTP error status as its own exception); the
-body is read here instead of through the SDK's stream, which builds a pydantic object for every chunk and
-cost ~5× the rest of the path per token (``bench/token_cpu.py``). Transport failures become the SDK's own
-exceptions, as its stream raises them, so :func:`~.errors.map_error` maps both the same way.
+body is read here instead of through the SDK's stream, which builds a pydantic object for every chunk: that
+cost 2.4–3.7× the CPU of reading the same stream with httpx2 and json (``bench/token_cpu.py``), and this
+costs about the same as that floor. Transport failures become the SDK's own exceptions, as its stream
+raises them, so :func:`~.errors.map_error` maps both the same way.
 """
 
 from __future__ import annotations
@@ -49,27 +50,28 @@ async def stream_events(opened: AbstractAsyncContextManager[Any], parser: Parser
     async with opened as response:
         http = response.http_response
         decoder = SSEDecoder()
-        chunks = http.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                for data in decoder.feed(chunk):
-                    for event in parser.take(data):
-                        yield event
+        async with contextlib.aclosing(http.aiter_bytes()) as chunks:
+            try:
+                async for chunk in chunks:
+                    for data in decoder.feed(chunk):
+                        for event in parser.take(data):
+                            yield event
+                        if parser.done:
+                            break
                     if parser.done:
                         break
-                if parser.done:
-                    break
-        except httpx2.TimeoutException as exc:
-            raise openai.APITimeoutError(request=http.request) from exc
-        except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream) as exc:
-            raise openai.APIConnectionError(request=http.request) from exc
-        except EventTooLarge as exc:
-            raise StreamError(f"{label}: the upstream sent {exc} without ending it; the text so far is kept") from None
-        except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
-            raise StreamError(f"{label}: the upstream sent an event this plugin cannot read ({exc}); "
-                              "the text so far is kept") from None
-        if parser.done:
-            await _drain(chunks)
+            except httpx2.TimeoutException as exc:
+                raise openai.APITimeoutError(request=http.request) from exc
+            except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream) as exc:
+                raise openai.APIConnectionError(request=http.request) from exc
+            except EventTooLarge as exc:
+                raise StreamError(f"{label}: the upstream sent {exc} without ending it; the text so far is kept"
+                                  ) from None
+            except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
+                raise StreamError(f"{label}: the upstream sent an event this plugin cannot read ({exc}); "
+                                  "the text so far is kept") from None
+            if parser.done:
+                await _drain(chunks)
     parser.end()
 
 
