@@ -18,8 +18,9 @@ Concurrency mode (``--concurrent 200 --tokens 200 --rate 50``): one server, N st
 first text notification) p50/p99 against a lone stream's (median of ``--runs`` lone calls before and after
 the burst), lost or crossed text (each call's notifications, grouped by progress token, rebuild exactly its
 own result and its own tokens; offsets contiguous), cancel -> upstream closed p50/p99 (the test server's
-``disconnected_at``), and the CPU of the server and of this process during the burst (this process runs the
-test server and the MCP client: when it nears a whole core its own lag is in the latencies).
+``disconnected_at``), ``tools/list`` sent every 0.25 s during the burst -> its answer (a control request
+must not wait behind the streams), and the CPU of the server and of this process during the burst (this
+process runs the test server and the MCP client: when it nears a whole core its own lag is in the latencies).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SERVER_SIDES = {  # name -> (api, MCP model)
     "streamhost: openai chat": ("chat", f"openai/{CHAT}"),
     "streamhost: openai responses": ("responses", f"openai/{RESPONSES}"),
     "streamhost: litellm chat": ("chat", f"litellm/openai/{CHAT}"),
+    "streamhost: litellm chat, hosted_vllm route": ("chat", f"litellm/hosted_vllm/{CHAT}"),  # litellm's own HTTP
 }
 FLOOR_SIDES = {  # name -> (api, worker side)
     "raw httpx2 + json: chat": ("chat", "raw"),
@@ -173,6 +175,7 @@ async def concurrent_mode(args: argparse.Namespace) -> None:
     starts: dict[int, float] = {}
     results: dict[int, Any] = {}
     cancels: dict[int, float] = {}
+    listings: list[float] = []
     with common.llm_server() as llm:
         for i in range(n):
             llm.script(f"bench-c{i}", Script(tokens=texts[i], rate=args.rate))
@@ -190,13 +193,23 @@ async def concurrent_mode(args: argparse.Namespace) -> None:
                         results[i] = await client.call("generate", {"prompt": "go", "model": f"openai/bench-c{i}"},
                                                        timeout=600)
 
+                async def probe() -> None:  # until the streams are over
+                    while True:
+                        await anyio.sleep(0.25)
+                        t0 = time.monotonic()
+                        await client.session.list_tools()
+                        listings.append(time.monotonic() - t0)
+
                 client.reset()
                 me = psutil.Process()
                 cpu_me, cpu_server, wall0 = sum(me.cpu_times()[:2]), cpu_of(client.pid), time.monotonic()
                 begin = time.monotonic()
-                async with anyio.create_task_group() as group:
-                    for i in range(n):
-                        group.start_soon(one, i)
+                async with anyio.create_task_group() as probing:
+                    probing.start_soon(probe)
+                    async with anyio.create_task_group() as group:
+                        for i in range(n):
+                            group.start_soon(one, i)
+                    probing.cancel_scope.cancel()
                 wall = time.monotonic() - wall0
                 burst_me, burst_server = sum(me.cpu_times()[:2]) - cpu_me, cpu_of(client.pid) - cpu_server
                 progress = list(client.progress)
@@ -211,13 +224,13 @@ async def concurrent_mode(args: argparse.Namespace) -> None:
         finally:
             home.cleanup()
     report_concurrent(args, texts, cancelled, starts, results, cancels, progress, records, lone_times,
-                      (wall, burst_server, burst_me))
+                      (wall, burst_server, burst_me), listings)
 
 
 def report_concurrent(args: argparse.Namespace, texts: dict[int, list[str]], cancelled: set[int],
                       starts: dict[int, float], results: dict[int, Any], cancels: dict[int, float],
                       progress: list[tuple[float, Any]], records: dict[str, Any], lone_times: list[float],
-                      burst: tuple[float, float, float]) -> None:
+                      burst: tuple[float, float, float], listings: list[float]) -> None:
     n, per = args.concurrent, args.tokens
     # Notifications grouped by progress token; each group is one call, found by the tag its first delta carries.
     groups: dict[Any, list[tuple[float, Any]]] = {}
@@ -277,6 +290,8 @@ def report_concurrent(args: argparse.Namespace, texts: dict[int, list[str]], can
         ["cancel -> upstream closed", common.ms(common.med(delays)), common.ms(pct(delays, 0.99)),
          common.ms(max(delays, default=float("nan"))),
          "p99 <= 50: " + ("met" if delays and pct(delays, 0.99) <= 0.05 and not open_ + whole else "MISSED")],
+        [f"tools/list during the burst ({len(listings)})", common.ms(common.med(listings)),
+         common.ms(pct(listings, 0.99)), common.ms(max(listings, default=float("nan"))), "–"],
     ]))
     print(f"text: {n - len(cancelled) - len({b.split(':')[0] for b in bad})}/{n - len(cancelled)} calls whole; "
           f"lost or crossed: {'none' if not bad else '; '.join(bad[:10])}")

@@ -119,6 +119,9 @@ def main(url: str) -> None:
     for client in (http, aio, sdk):
         if client is not None:
             loop.run_until_complete(client.close() if client is sdk else client.aclose())
+    for provider in (openai_provider, litellm_provider):
+        if provider is not None:
+            loop.run_until_complete(provider.aclose())  # the plugin's aiohttp session warns when left open
 
 
 class Floors:

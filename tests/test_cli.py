@@ -22,7 +22,7 @@ COLLIDE = "streamhost-test-collide"
 EARLY = "streamhost-a-test-openai"  # sorts before streamhost-openai and registers openai too
 NOISY = "streamhost-test-noisy"
 HEAVY = {"mcp", "openai", "rich", "jsonschema", "httpx2", "httpx", "httpcore", "pydantic", "anyio",
-         "streamhost_openai"}
+         "streamhost_openai", "sqlalchemy", "aiosqlite", "alembic", "asyncpg"}
 
 
 def run(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -87,9 +87,9 @@ async def test_the_page_tools_are_listed_only_when_they_can_work(pages_env, mcp_
         async with mcp_serve({**pages_env, "STREAMHOST_LOAD_PLUGINS": load}) as served:
             return {tool.name for tool in (await served.session.list_tools()).tools}
 
-    assert await names(LOAD) == {"generate", "list_models", "fetch_url", "summarize_urls"}
-    assert await names("streamhost-openai") == {"generate", "list_models"}
-    assert await names("streamhost-test-pages") == {"generate", "list_models", "fetch_url"}
+    assert await names(LOAD) == {"generate", "list_models", "fetch_url", "summarize_urls", "wait"}
+    assert await names("streamhost-openai") == {"generate", "list_models", "wait"}
+    assert await names("streamhost-test-pages") == {"generate", "list_models", "fetch_url", "wait"}
 
 
 @pytest.mark.parametrize(("arguments", "message"), [

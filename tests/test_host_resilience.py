@@ -106,7 +106,7 @@ async def test_start_up_imports_no_provider_sdk(llm, home, mcp_serve):
         imported = _imported(served.stderr_text())
     assert not models.is_error
     assert "mcp" in imported and "streamhost_openai.provider" in imported, "the import log must be readable"
-    assert not _sdk(served.stderr_text(), ("openai", "litellm", "trafilatura"))
+    assert not _sdk(served.stderr_text(), ("openai", "litellm", "trafilatura", "sqlalchemy", "aiosqlite", "alembic"))
 
 
 def _sdk(stderr: str, packages: tuple[str, ...] = ("openai",)) -> set[str]:

@@ -183,7 +183,7 @@ def test_the_built_in_tools_load_as_a_plugin_whatever_the_environment_lists(inst
     registry = load_plugins(Config())
     builtin = records(registry)["streamhost"]
     assert builtin.skipped is None and builtin.error is None and builtin.hooks == ["register_tools"]
-    assert builtin.tools == list(registry.tools) == ["generate", "list_models", "fetch_url", "summarize_urls"]
+    assert builtin.tools == list(registry.tools) == ["generate", "list_models", "fetch_url", "summarize_urls", "wait"]
     assert builtin.registrations()[:2] == ["tool generate", "tool list_models"]
     assert all(record.skipped for record in registry.plugins if record is not builtin)
 
@@ -232,4 +232,4 @@ def test_a_tool_that_cannot_be_called_is_the_plugins_load_error(installed):
                                               "'_' or '-'")
     assert records(registry)["two"].error == ('ValueError: tool \'listless\': input_schema must be a JSON Schema with '
                                               '"type": "object"')
-    assert set(registry.tools) == {"generate", "list_models", "fetch_url", "summarize_urls"}
+    assert set(registry.tools) == {"generate", "list_models", "fetch_url", "summarize_urls", "wait"}

@@ -18,7 +18,8 @@ from streamhost import (
     Usage,
 )
 from streamhost.errors import CallFailed, ProgressError
-from streamhost.host.relay import Relay, RelaySettings
+from streamhost.host.lag import MAX_WINDOW_S, LoopLag
+from streamhost.host.relay import Relay, RelaySettings, stoppable_upstreams
 from streamhost.host.sinks import CollectingSink
 
 pytestmark = pytest.mark.anyio
@@ -78,6 +79,53 @@ async def test_chunk_delay_spaces_notifications():
     assert sink.text == "x" * 40
     # The last flush (end of stream) is not held back: the result follows it at once anyway.
     assert len(stamps) >= 3 and min(gaps[:-1]) >= 0.05
+
+
+def test_the_window_widens_with_loop_lag_up_to_half_a_second_and_narrows_again():
+    lag = LoopLag()
+    assert lag.window(0.05, now=0.0) == 0.05, "a loop that keeps up keeps the configured window"
+    lag.observe(0.002, now=0.0)
+    assert lag.window(0.05, now=0.0) == 0.05, "jitter widens nothing"
+    lag.observe(0.04, now=1.0)
+    assert lag.window(0.05, now=1.0) == pytest.approx(0.05 + 4 * 0.04)
+    lag.observe(1.0, now=2.0)
+    assert lag.window(0.05, now=2.0) == MAX_WINDOW_S
+    assert lag.window(2.0, now=2.0) == 2.0, "a configured window wider than the cap is kept"
+    assert lag.window(0.0, now=2.0) == 0.0, "coalesce_ms = 0 (every delta as it comes) is kept"
+    assert lag.window(0.05, now=12.0) == 0.05, "once the loop keeps up the window narrows again"
+
+
+async def test_a_lagging_loop_gets_fewer_larger_notifications_and_all_the_text():
+    """A task holds the loop 40 ms at a time: the relay sees its timers run late and widens its window."""
+    sent: list[str] = []
+    done = asyncio.Event()
+
+    async def hog():
+        while not done.is_set():
+            time.sleep(0.04)  # blocking on purpose: every turn of the loop takes this long
+            await asyncio.sleep(0)
+
+    async def for_two_seconds():
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            sent.append(f"w{len(sent)} ")
+            yield TextDelta(sent[-1])
+            await asyncio.sleep(0)
+
+    hogging = asyncio.create_task(hog())
+    sink = CollectingSink()
+    started = time.monotonic()
+    try:
+        result = await Relay(settings(coalesce_ms=20)).run(for_two_seconds, sink)
+    finally:
+        done.set()
+        await hogging
+    elapsed = time.monotonic() - started
+    texts = [u for u in sink.updates if u.kind == "text"]
+    assert result.text == sink.text == "".join(sent)
+    assert [u.offset for u in texts] == [sum(len(t.delta) for t in texts[:i]) for i in range(len(texts))]
+    # Unwidened, the 20 ms window would flush every other turn (80 ms); widened, far less often.
+    assert len(texts) <= elapsed / 0.16, f"{len(texts)} text notifications in {elapsed:.2f} s"
 
 
 async def test_heartbeats_while_waiting_for_the_first_token():
@@ -188,6 +236,22 @@ async def test_cancelling_closes_the_upstream_stream_at_once():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert closed and closed[0] - cancelled_at < 5  # ≈1 ms when idle; the stream has 10 s left to run
+
+
+async def test_upstreams_stopped_by_the_canceller_close_the_stream_and_end_the_call():
+    """The MCP transport stops a call's upstreams as it cancels it; even a relay that missed the cancel stops."""
+    closed: list[float] = []
+    sink = CollectingSink()
+    with stoppable_upstreams() as stop:
+        task = asyncio.create_task(Relay(settings()).run(
+            lambda: tokens([f"w{i} " for i in range(200)], delay=0.05, closed=closed), sink))
+        while not sink.updates:
+            await asyncio.sleep(0.005)
+        stop()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+    assert closed, "the upstream stream is closed"
+    assert len(sink.text) < len("".join(f"w{i} " for i in range(200)))
 
 
 async def test_a_plugin_bug_becomes_a_clear_error_not_a_crash():

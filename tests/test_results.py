@@ -24,7 +24,8 @@ async def test_only_an_object_answer_is_structured_content(llm, home, mcp_serve)
     assert listing.content[0].text == json.dumps(["Oslo", "Zürich"], indent=2, ensure_ascii=False)
     assert listing.meta["streamhost/model"] == "openai/listing"
     assert plain.content[0].text == "just text" and plain.structured_content is None
-    assert set(plain.meta) == {"streamhost/model", "streamhost/usage", "streamhost/ttft_ms", "streamhost/duration_ms"}
+    assert set(plain.meta) == {"streamhost/model", "streamhost/usage", "streamhost/ttft_ms", "streamhost/duration_ms",
+                               "streamhost/run"}
 
 
 async def test_list_models_reads_as_text_and_lists_in_meta(home, mcp_serve):

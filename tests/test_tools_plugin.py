@@ -40,7 +40,7 @@ async def test_a_third_party_tool_is_listed_and_streams_over_mcp(tools_env, mcp_
         tools = {tool.name: tool for tool in (await served.session.list_tools()).tools}
         result = await served.session.call_tool("spell", {"word": "streaming", "delay": 0.2},
                                                 progress_callback=want_progress)
-    assert list(tools) == ["generate", "list_models", "spell"], "the built-in tools first, then the plugins'"
+    assert list(tools) == ["generate", "list_models", "wait", "spell"], "the built-in tools first, then the plugins'"
     spell = tools["spell"]
     assert spell.description == "Spell a word, one letter at a time, streamed as it goes."
     assert spell.input_schema["properties"]["word"]["maxLength"] == 100 and spell.input_schema["required"] == ["word"]
@@ -87,7 +87,7 @@ def test_streamhost_plugins_shows_the_tools_and_the_collision_with_a_built_in(co
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     records = {record["name"]: record for record in data["plugins"]}
-    assert records["streamhost"]["tools"] == ["generate", "list_models", "fetch_url", "summarize_urls"]
+    assert records["streamhost"]["tools"] == ["generate", "list_models", "fetch_url", "summarize_urls", "wait"]
     assert records["streamhost"]["hooks"] == ["register_tools"] and records["streamhost"]["error"] is None
     assert records[TOOLS]["tools"] == ["spell"] and records[TOOLS]["error"] is None
     assert records[TOOLS]["notes"] == [
@@ -111,7 +111,7 @@ async def test_plugins_prefer_gives_a_built_in_tools_name_to_a_third_party(home,
     assert builtin.is_error and "unknown provider prefix 'nope'" in builtin.content[0].text
     assert not chosen.is_error and chosen.content[0].text == "the third party's generate answered"
     assert chosen.meta == {"streamhost/impostor": True}
-    assert names == ["generate", "list_models", "spell"], "listed where the built-in tool was"
+    assert names == ["generate", "list_models", "wait", "spell"], "listed where the built-in tool was"
     stderr = served.stderr_text()
     assert "registered by" not in stderr, "a name given by [plugins] prefer is not a warning"
 
@@ -179,7 +179,7 @@ async def test_a_tools_failures_are_error_results_and_the_host_goes_on():
         wrong = await host.call("faulty", {"how": "nothing"})
         unknown = await host.call("unlistable", {})
         after = await host.call("list_models", {})
-    assert names == ["generate", "list_models", "faulty"], "a tool that cannot be listed is left out, alone"
+    assert names == ["generate", "list_models", "wait", "faulty"], "a tool that cannot be listed is left out, alone"
     assert stream.is_error and stream.text == ("the source broke mid-stream\n\n"
                                                "Partial output before the error (11 characters):\nhalf a text")
     assert stream.streamed_text == "half a text" == stream.meta["streamhost/partial_text"]

@@ -222,6 +222,21 @@ def test_no_progress_is_written_for_a_request_after_its_cancel_is_read(llm, home
     assert after == [], "nothing may be written for a cancelled request once its cancel is read"
 
 
+def test_a_call_cancelled_before_its_handler_started_never_reaches_the_upstream(llm, raw):
+    llm.script("never", Script(tokens=["must ", "not ", "run"]))
+    llm.script("after", Script(tokens=["still ", "here"]))
+    server = raw()
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "generate", "arguments": {"prompt": "x", "model": "openai/never"}, "_meta": {"progressToken": "n"}}}
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    read = len(server.seen)
+    server.send(json.dumps(call).encode() + b"\n" + json.dumps(cancel).encode())  # one write: read together
+    answer = server.request("tools/call", {"name": "generate", "arguments": {"prompt": "x", "model": "openai/after"}})
+    assert answer["result"]["content"][0]["text"] == "still here"
+    assert "never" not in [r.model for r in llm.requests], "the cancel was read before the call could start"
+    assert [m for _, m in server.seen[read:] if m.get("id") == 1 or m.get("method") == "notifications/progress"] == []
+
+
 def test_a_lone_surrogate_from_the_upstream_reaches_the_client_repaired(llm, home, raw):
     # A provider that hands the host a lone surrogate (here: the upstream's own JSON escape) must not kill
     # the writer; wherever it gets repaired, the client reads U+FFFD and the host still answers.
@@ -330,8 +345,9 @@ async def test_the_writer_drops_what_relates_to_a_request_once_its_cancel_is_rea
     async with wire.streams() as (read, write):
         os.write(client_out, b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"generate"}}\n'
                              b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}\n')
-        assert (await read.receive()).message.method == "tools/call"
-        assert (await read.receive()).message.method == "notifications/cancelled"
+        # The cancel overtakes the call it cancels (tool calls wait behind everything else).
+        got = {(await read.receive()).message.method, (await read.receive()).message.method}
+        assert got == {"tools/call", "notifications/cancelled"}
         # What a handler still had in hand when the cancel was read: its progress, and even its answer.
         await write.send(SessionMessage(progress, metadata=ServerMessageMetadata(related_request_id=1)))
         await write.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=1, result={"late": True})))

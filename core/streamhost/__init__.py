@@ -5,6 +5,7 @@ Plugin authors import everything they need from here.
 
 from .errors import (
     AuthenticationError,
+    BudgetExceededError,
     CallFailed,
     ConfigError,
     FetchError,
@@ -27,7 +28,7 @@ from .events import Event, Sink, Status, TextDelta, Update, Usage, close_stream
 from .fetchers import FORMATS, Document, Fetcher, FetchEvent, FetchRequest
 from .hookspecs import hookimpl
 from .options import CheckedOptions, Option, check_options
-from .providers import GenerationRequest, ModelInfo, Provider
+from .providers import GenerationRequest, Message, ModelInfo, Pricing, Provider
 from .services import (
     MAX_MODEL_CHARS,
     MAX_SCHEMA_DEPTH,
@@ -51,6 +52,7 @@ __all__ = [
     "MAX_SCHEMA_NODES",
     "MAX_URLS",
     "AuthenticationError",
+    "BudgetExceededError",
     "CallFailed",
     "CheckedOptions",
     "ConfigError",
@@ -63,6 +65,7 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "InvalidArgumentError",
+    "Message",
     "MissingKeyError",
     "ModelEntry",
     "ModelInfo",
@@ -70,6 +73,7 @@ __all__ = [
     "OutputValidationError",
     "PageSummary",
     "PluginError",
+    "Pricing",
     "Provider",
     "ProviderError",
     "RateLimitError",

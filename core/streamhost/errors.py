@@ -101,6 +101,12 @@ class OutputValidationError(StreamhostError):
         self.raw_text = raw_text
 
 
+class BudgetExceededError(StreamhostError):
+    """The calls of the last 24 hours cost ``[limits] daily_usd`` or more: new calls are refused until the limit
+    is raised or earlier calls age out of the window. The message says the limit, what was spent and where to
+    change it."""
+
+
 class ProgressError(StreamhostError):
     """Sending progress to the caller failed; the call stops and keeps the text streamed so far."""
 
@@ -124,10 +130,14 @@ class CallFailed(Exception):
     """What the call produced before the error: its ``text``, and for a relayed call ``usage``, ``attempts``
     and timings."""
 
+    metadata: dict[str, Any]
+    """What the host knows of the call besides its text, for the result's metadata (``run``: the run id)."""
+
     def __init__(self, error: StreamhostError, result: Any) -> None:
         super().__init__(error.message)
         self.error = error
         self.result = result
+        self.metadata = {}
 
     @property
     def text(self) -> str:

@@ -5,11 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from .errors import MissingKeyError
 from .events import Event
 from .options import Option, check_options
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a model costs, in USD per million tokens."""
+
+    input: float
+    """Per million input (prompt) tokens."""
+    output: float
+    """Per million output (completion) tokens."""
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """The USD cost of one call with these token counts."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,18 @@ class ModelInfo:
     supports_schema: bool = True
     """Whether the model can be asked for JSON-schema output natively."""
     aliases: tuple[str, ...] = ()
+    pricing: Pricing | None = None
+    """What a call costs; None: not known (the host then records tokens without a cost)."""
+    context_window: int | None = None
+    """The most tokens the model takes in (input and output); None: not known (the host assumes 128,000)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One earlier turn of a conversation: what the user asked or what a model answered."""
+
+    role: Literal["user", "assistant"]
+    content: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +63,17 @@ class GenerationRequest:
     output_schema: dict[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     """Per-model settings from the config's ``[models."PROVIDER/NAME"]`` table that the host does not use."""
+    history: tuple[Message, ...] = ()
+    """The earlier turns of the thread this call continues, oldest first; ``prompt`` comes after them. Only
+    given to a provider that sets ``supports_history``: for the others the host writes them into ``prompt``."""
+
+    def messages(self) -> list[dict[str, str]]:
+        """The request as chat messages: ``system`` (when set), the history, then ``prompt`` as the last user
+        message; each a ``{"role": ..., "content": ...}`` dict, as chat-completion APIs take them."""
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages += [{"role": turn.role, "content": turn.content} for turn in self.history]
+        messages.append({"role": "user", "content": self.prompt})
+        return messages
 
 
 class Provider:
@@ -50,6 +87,9 @@ class Provider:
     """The model prefix this provider answers to: ``openai`` serves ``openai/NAME``."""
     key_env_var: ClassVar[str | None] = None
     """The variable holding the API key by default; None if no key is needed."""
+    supports_history: ClassVar[bool] = False
+    """Whether ``stream`` sends ``GenerationRequest.history`` as earlier messages (``request.messages()`` does it).
+    False: the host writes a thread's earlier turns into ``prompt`` instead, so any provider can continue a thread."""
     declared_options: ClassVar[tuple[Option, ...] | None] = None
     """The options of ``[providers.NAME]``: the host checks the table against them (a key not declared is
     an error) and ``options`` holds them, defaults filled in. None: the table reaches ``configure`` unchecked."""
@@ -119,6 +159,23 @@ class Provider:
 
     async def aclose(self) -> None:
         """Release connections held for the running event loop; called when the host stops."""
+
+    def pricing(self, model: str) -> Pricing | None:
+        """What one model (name without prefix) costs: the ``pricing`` of its ``ModelInfo`` by default.
+
+        Override to price models you do not list (a price table). ``[models."NAME"] price_in`` / ``price_out``
+        in the config win over it.
+        """
+        info = self._info(model)
+        return info.pricing if info else None
+
+    def context_window(self, model: str) -> int | None:
+        """How many tokens one model takes in: the ``context_window`` of its ``ModelInfo`` by default."""
+        info = self._info(model)
+        return info.context_window if info else None
+
+    def _info(self, model: str) -> ModelInfo | None:
+        return next((info for info in self.models() if info.name == model or model in info.aliases), None)
 
     async def refresh_models(self) -> list[ModelInfo]:
         """Ask the upstream which models exist and cache them; optional."""

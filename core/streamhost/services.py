@@ -73,11 +73,21 @@ class Generation(Streamed):
     """The model that answered: ``PROVIDER/NAME``."""
     output: Any = None
     """With an ``output_schema``: the validated JSON value of the answer."""
+    run: str | None = None
+    """The id of the run that recorded the call (``streamhost runs show ID``); None without a store."""
+    thread: str | None = None
+    """The thread the answer was added to (give it as ``thread`` to follow up); None when the call had none."""
+    status: str = "completed"
+    """``completed``; ``running``: handed off, ``text`` is what came since the caller's last result and the run
+    goes on (``Services.wait`` gets the rest); ``cancelled``: stopped by ``wait``, ``text`` is all it wrote."""
 
     def metadata(self) -> dict[str, Any]:
         """``model``, ``usage`` (None when the provider did not report it), ``ttft_ms`` (None when no text came)
-        and ``duration_ms``."""
-        return {"model": self.model, **super().metadata()}
+        and ``duration_ms``; ``run`` and ``thread`` when there are, ``status`` when the call has not completed."""
+        extra = {key: value for key, value in (("run", self.run), ("thread", self.thread)) if value}
+        if self.status != "completed":
+            extra["status"] = self.status
+        return {"model": self.model, **super().metadata(), **extra}
 
 
 @dataclass
@@ -108,13 +118,15 @@ class Summaries:
     duration_ms: float
     error: str | None = None
     """Set when the call stopped early (a model error that every page would hit)."""
+    run: str | None = None
+    """The id of the run that recorded the call; None without a store."""
 
     def metadata(self) -> dict[str, Any]:
         """What the result reports besides the text: ``model``, ``usage``, ``ttft_ms``, ``duration_ms``,
         ``results`` (one entry per URL, in order) and ``error`` (why the call stopped early, else None)."""
         return {"model": self.model, "usage": self.usage, "ttft_ms": _ms(self.ttft_ms),
                 "duration_ms": _ms(self.duration_ms), "results": [r.as_dict() for r in self.results],
-                "error": self.error}
+                "error": self.error, **({"run": self.run} if self.run else {})}
 
 
 class Services(Protocol):
@@ -151,12 +163,27 @@ class Services(Protocol):
 
     async def generate(self, prompt: str, sink: Sink, *, model: str | None = None, system: str | None = None,
                        temperature: float | None = None, max_tokens: int | None = None,
-                       output_schema: dict[str, Any] | None = None) -> Generation:
+                       output_schema: dict[str, Any] | None = None, thread: str | None = None,
+                       files: list[str] | None = None) -> Generation:
         """Ask a model, streaming its answer into ``sink`` (with ``output_schema``: statuses only, and the
         answer validated against it).
 
+        ``thread`` continues an earlier conversation (an id from an earlier result, or ``"new"`` to start one):
+        the model is sent its earlier turns, and the answer is added to it. ``files`` are paths or globs of
+        local text files, read by the host (only under the allowed roots) and sent before the prompt.
+
         :raises StreamhostError: before anything streamed (an unknown model, a missing key, a bad argument).
         :raises CallFailed: the call failed later; ``.text`` is what streamed before.
+        """
+        ...
+
+    async def wait(self, run: str, sink: Sink, *, cancel: bool = False) -> Generation:
+        """The rest of a handed-off run (``Generation.status == "running"``), streamed into ``sink`` from where its
+        caller left off; the whole answer once it ends, or ``status="running"`` again with the new text when it
+        runs past the hand-off time once more. ``cancel`` stops the run instead (``status="cancelled"``).
+
+        :raises StreamhostError: an unknown run, or no store.
+        :raises CallFailed: the run failed or was interrupted; ``.text`` is what it wrote.
         """
         ...
 

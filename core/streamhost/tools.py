@@ -50,7 +50,7 @@ class ToolResult:
 
         Its text is the error's message followed by the partial text (or a model's raw output when its
         JSON did not match the schema); its metadata has ``error``, ``error_type`` and ``partial_text``,
-        plus ``metadata``.
+        plus what the host added (``failed.metadata``: the run id) and ``metadata``.
         """
         partial, message = failed.text, failed.error.message
         raw = getattr(failed.error, "raw_text", None)
@@ -59,7 +59,7 @@ class ToolResult:
         elif partial:
             message += f"\n\nPartial output before the error ({len(partial)} characters):\n{partial}"
         return cls(message, {"error": failed.error.message, "error_type": type(failed.error).__name__,
-                             "partial_text": partial, **metadata}, is_error=True)
+                             "partial_text": partial, **failed.metadata, **metadata}, is_error=True)
 
 
 class Tool:

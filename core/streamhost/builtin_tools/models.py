@@ -10,6 +10,7 @@ from streamhost import (
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_NODES,
     CallFailed,
+    Generation,
     ModelEntry,
     Services,
     Sink,
@@ -20,6 +21,9 @@ from streamhost import (
 
 MAX_PROMPT_CHARS = 2_000_000
 """For prompt and system: far beyond any model's context window, yet a bound on what one call holds."""
+MAX_THREAD_CHARS = 64
+MAX_PATH_CHARS = 4_096
+MAX_FILE_PATTERNS = 100
 MODEL_TOO_LONG = "Give a model name like openai/gpt-4.1-mini or an alias (list_models shows them)."
 
 
@@ -62,6 +66,13 @@ def _generate_schema(default: str | None) -> dict[str, Any]:
                     f"{MAX_SCHEMA_NODES:,} objects and arrays, nested at most {MAX_SCHEMA_DEPTH} deep."
                 ),
             },
+            "thread": {"type": "string", "maxLength": MAX_THREAD_CHARS,
+                       "description": '"new" to start a conversation, or the streamhost/thread id of an earlier '
+                                      "result to follow up (any model can continue it)."},
+            "files": {"type": "array", "items": {"type": "string", "maxLength": MAX_PATH_CHARS},
+                      "maxItems": MAX_FILE_PATTERNS,
+                      "description": "Paths or globs of local text files to send with the prompt (read here: "
+                                     "pass paths, not contents)."},
         },
         "required": ["prompt"],
         "additionalProperties": False,
@@ -78,6 +89,7 @@ class Generate(Tool):
         "model": MODEL_TOO_LONG,
         "prompt": "Send less text: split the task over several calls, or summarize the material first.",
         "system": "Send shorter instructions; material belongs in the prompt, in parts over several calls.",
+        "thread": 'Give "new", or the streamhost/thread id an earlier result returned.',
     }
 
     def description_for(self, services: Services) -> str:
@@ -98,15 +110,32 @@ class Generate(Tool):
             generation = await services.generate(
                 arguments.get("prompt"), sink, model=arguments.get("model"), system=arguments.get("system"),
                 temperature=arguments.get("temperature"), max_tokens=arguments.get("max_tokens"),
-                output_schema=arguments.get("output_schema"))
+                output_schema=arguments.get("output_schema"), thread=arguments.get("thread"),
+                files=arguments.get("files"))
         except CallFailed as failed:
             return ToolResult.failure(failed, model=arguments.get("model"))
-        if generation.output is None:
-            return ToolResult(generation.text, generation.metadata())
-        # With output_schema: the validated JSON, also as structured content if it is an object (it must be one).
-        output = generation.output
-        return ToolResult(json.dumps(output, indent=2, ensure_ascii=False), generation.metadata(),
-                          structured=output if isinstance(output, dict) else None)
+        return generation_result(generation)
+
+
+def generation_result(generation: Generation) -> ToolResult:
+    """The result of a generate (or wait) call: the answer, or the text so far of a call that goes on."""
+    if generation.status == "running" and generation.run:
+        return ToolResult(generation.text + handoff_note(generation.run), generation.metadata())
+    if generation.status == "cancelled":
+        return ToolResult(f"{generation.text}\n\n[streamhost: run {generation.run} was cancelled; the text it wrote "
+                          "is above]", generation.metadata())
+    if generation.output is None:
+        return ToolResult(generation.text, generation.metadata())
+    # With output_schema: the validated JSON, also as structured content if it is an object (it must be one).
+    output = generation.output
+    return ToolResult(json.dumps(output, indent=2, ensure_ascii=False), generation.metadata(),
+                      structured=output if isinstance(output, dict) else None)
+
+
+def handoff_note(run: str) -> str:
+    """What the calling model reads after the text of a call handed off to the background."""
+    return (f"\n\n[streamhost: the answer is still being written. To get the rest, call the wait tool with "
+            f'run="{run}": it continues from exactly here.]')
 
 
 class ListModels(Tool):

@@ -78,6 +78,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     asked = prompt in ("", "-")
     piped = stdin_text(wait=asked)
     prompt = piped if asked else f"{prompt}\n\n{piped}" if piped else prompt
+    from ..host.asking import Asking
     from ..host.engine import GenerateArgs
 
     engine = load_engine()
@@ -105,7 +106,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             except Exception as exc:  # the call itself reports what is wrong
                 log.debug("warming %s failed: %r", provider.name, exc)
         loaded_ms = (time.monotonic() - started) * 1000
-        return await engine.generate(generate, sink)
+        return await Asking(engine).generate(sink, generate, thread=args.thread, files=args.file or None)
 
     try:
         generation = run_live(engine, sink, chat)
@@ -118,7 +119,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     ttft = "n/a" if generation.ttft_ms is None else f"{generation.ttft_ms:.0f} ms"
     err.print(f"[dim]{generation.model} · first token {ttft} from the request "
               f"(provider set up in {loaded_ms:.0f} ms) · {generation.duration_ms / 1000:.1f} s · "
-              f"tokens in {usage.get('input_tokens', '?')} out {usage.get('output_tokens', '?')}[/]")
+              f"tokens in {usage.get('input_tokens', '?')} out {usage.get('output_tokens', '?')}"
+              + (f" · run {generation.run}" if generation.run else "")
+              + (f" · thread {generation.thread}" if generation.thread else "") + "[/]")
     return 0
 
 
@@ -134,4 +137,7 @@ def add_commands(sub: Any) -> None:
     chat.add_argument("-s", "--system")
     chat.add_argument("-t", "--temperature", type=float)
     chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--thread", help='"new" to start a conversation, or a thread id to follow one up')
+    chat.add_argument("-f", "--file", action="append", metavar="PATH",
+                      help="a local text file (or glob) to send with the prompt; repeat for more")
     chat.set_defaults(func=cmd_chat)

@@ -20,18 +20,22 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_ENV = "STREAMHOST_CONFIG"
+STORE_ENV = "STREAMHOST_STORE"
+"""A store path or URL that wins over ``[store] path`` / ``url``."""
 MESSAGE_MODES = ("tail", "delta")
 SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|secret|password|authorization)$")
 URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 HOST_KEYS: dict[str, tuple[str, ...]] = {
     "": ("default_model", "aliases", "streaming", "limits", "models", "providers", "fetch", "summarize", "plugins",
-         "metrics"),
+         "metrics", "store", "context"),
     "streaming": ("enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s", "message"),
-    "limits": ("deadline_s", "max_retries", "retry_max_wait_s"),
+    "limits": ("deadline_s", "max_retries", "retry_max_wait_s", "daily_usd", "handoff_s"),
     "summarize": ("model", "concurrency", "map_concurrency", "max_input_tokens", "max_input_tokens_per_model"),
     "plugins": ("disable", "prefer", "warmup"),
     "metrics": ("enabled", "path"),
-    'models."NAME"': ("streaming",),
+    "store": ("enabled", "path", "url", "keep_text", "keep_days"),
+    "context": ("roots", "allow", "max_files", "max_file_kb", "max_total_kb"),
+    'models."NAME"': ("streaming", "price_in", "price_out", "context_window"),
 }
 """The keys the host reads itself, per table (``""``: the top level). ``[aliases]`` maps any name; the keys of
 ``[providers.NAME]``, ``[fetch]`` and the rest of ``[models."NAME"]`` are the ones the plugins declare."""
@@ -64,6 +68,43 @@ class Limits:
     deadline_s: float = 600
     max_retries: int = 2
     retry_max_wait_s: float = 30
+    daily_usd: float | None = None
+    """New calls are refused once the runs of the last 24 hours cost this much; None: no budget."""
+    handoff_s: float | None = None
+    """A call still running after this long returns what it has and goes on (``wait`` gets the rest); 0: never;
+    None: the client's own default (50 s, Claude Code 110 s)."""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where runs, threads and usage are kept (``[store]``); ``STREAMHOST_STORE`` overrides path and url."""
+
+    enabled: bool = True
+    path: str | None = None
+    """The SQLite file; None: ``streamhost.db`` in the platform's user data dir."""
+    url: str | None = None
+    """A database URL (``postgresql://…``, ``sqlite:///…``); wins over ``path``."""
+    keep_text: bool = True
+    """Whether prompts, answers and file contents are kept (False: only ids, models, times, sizes and usage)."""
+    keep_days: float = 30
+    """Runs older than this are deleted (at start and by ``streamhost runs prune``); 0: kept for ever."""
+
+    def location(self) -> str | None:
+        """``$STREAMHOST_STORE``, else ``url``, else ``path`` (None: the default file)."""
+        return os.environ.get(STORE_ENV) or self.url or self.path
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """Local files as context (``[context]``): where ``files`` may be read from, and how much."""
+
+    roots: tuple[str, ...] = ()
+    """Allowed roots besides the client's MCP roots (or, without them, the working directory)."""
+    allow: tuple[str, ...] = ()
+    """Paths or globs of secret-looking files (``.env``, keys) that may be sent all the same."""
+    max_files: int = 50
+    max_file_kb: int = 512
+    max_total_kb: int = 2048
 
 
 @dataclass(frozen=True)
@@ -102,6 +143,8 @@ class Config:
     warmup: bool = True
     metrics_enabled: bool = True
     metrics_path: str | None = None
+    store: StoreSettings = field(default_factory=StoreSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
     warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = field(default="", repr=False)
@@ -208,12 +251,19 @@ class _Reader:
         self._unknown("plugins", plugins)
         metrics = self._table(data, "metrics")
         self._unknown("metrics", metrics)
+        store = self._table(data, "store")
+        self._unknown("store", store)
+        context = self._table(data, "context")
+        self._unknown("context", context)
         # [fetch], [providers.NAME] and the provider's keys of [models."NAME"] belong to the plugins: they are
         # checked against what each plugin declares when it loads (plugin_options.py).
         fetch = self._table(data, "fetch")
         models = self._tables(data, "models", 'models."{}"')
         for name, table in models.items():
             self._get(table, f'models."{name}"', "streaming", bool, None)
+            for key in ("price_in", "price_out"):
+                self._number(table, f'models."{name}"', key, None, minimum=0)
+            self._whole(table, f'models."{name}"', "context_window", 0, minimum=1)
             # Other keys go to the provider untouched, so only a near miss of a host key is a sure typo.
             for key in table:
                 if key not in MODEL_KEYS and did_you_mean(key, MODEL_KEYS):
@@ -247,6 +297,8 @@ class _Reader:
             deadline_s=self._number(limits, "limits", "deadline_s", 600, minimum=0.001),
             max_retries=self._whole(limits, "limits", "max_retries", 2),
             retry_max_wait_s=self._number(limits, "limits", "retry_max_wait_s", 30, minimum=0),
+            daily_usd=self._number(limits, "limits", "daily_usd", None, minimum=0),
+            handoff_s=self._number(limits, "limits", "handoff_s", None, minimum=0),
         )
         config.models = models
         config.providers = providers
@@ -257,6 +309,20 @@ class _Reader:
         config.warmup = self._get(plugins, "plugins", "warmup", bool, True)
         config.metrics_enabled = self._get(metrics, "metrics", "enabled", bool, True)
         config.metrics_path = self._get(metrics, "metrics", "path", str, None)
+        config.store = StoreSettings(
+            enabled=self._get(store, "store", "enabled", bool, True),
+            path=self._get(store, "store", "path", str, None),
+            url=self._get(store, "store", "url", str, None),
+            keep_text=self._get(store, "store", "keep_text", bool, True),
+            keep_days=self._number(store, "store", "keep_days", 30, minimum=0),
+        )
+        config.context = ContextSettings(
+            roots=tuple(self._strings(context, "context", "roots")),
+            allow=tuple(self._strings(context, "context", "allow")),
+            max_files=self._whole(context, "context", "max_files", 50, minimum=1),
+            max_file_kb=self._whole(context, "context", "max_file_kb", 512, minimum=1),
+            max_total_kb=self._whole(context, "context", "max_total_kb", 2048, minimum=1),
+        )
         config.warnings = self.warnings
         config.raw = data
         if self.errors:
@@ -313,6 +379,13 @@ class _Reader:
             self._fail(dotted, f"must be a {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}")
             return default
         return value
+
+    def _strings(self, table: dict[str, Any], section: str, key: str) -> list[str]:
+        values = self._get(table, section, key, list, [])
+        if not all(isinstance(value, str) for value in values):
+            self._fail(f"{section}.{key}", f"must be a list of strings, got {values!r}")
+            return []
+        return values
 
     def _whole(self, table: dict[str, Any], section: str, key: str, default: int, minimum: int = 0) -> int:
         return self._number(table, section, key, default, minimum=minimum, whole=True)

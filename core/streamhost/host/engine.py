@@ -8,21 +8,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import CallFailed, InvalidArgumentError, OutputValidationError, StreamhostError
-from ..events import Sink
+from ..events import Sink, Update
 from ..fetchers import Fetcher
-from ..providers import GenerationRequest, Provider
+from ..providers import GenerationRequest, Message, Provider
 from ..services import Generation
 from .arguments import number_problem
 from .catalog import Catalog, Resolved
 from .config import Config, load_config
+from .history import fit_history, fold_history
 from .loading import Registry, load_plugins
+from .memory import Memory
 from .metrics import Metrics, default_metrics_path
 from .output_schema import checked_schema, parse_output, schema_instruction
+from .pricing import context_window_of
 from .relay import Relay, RelayResult, RelaySettings
 from .scrub import watch
 
@@ -41,6 +44,18 @@ class GenerateArgs:
     temperature: Any = None
     max_tokens: Any = None
     output_schema: Any = None
+    history: tuple[Message, ...] = ()
+    """Earlier turns of a thread, oldest first (the host's own: already checked)."""
+
+
+@dataclass
+class Prepared:
+    """A checked call, ready to run: the model it goes to and the request it sends."""
+
+    resolved: Resolved
+    request: GenerationRequest
+    notes: list[str] = field(default_factory=list)
+    """Status lines to show before the call (earlier turns left out to fit the context window)."""
 
 
 class Engine:
@@ -52,6 +67,7 @@ class Engine:
         self.catalog = Catalog(registry, config)
         path = Path(config.metrics_path).expanduser() if config.metrics_path else default_metrics_path()
         self.metrics = Metrics(path, enabled=config.metrics_enabled)
+        self.memory = Memory(config)
 
     @classmethod
     def from_environment(cls, extra_plugins: list[tuple[str, object]] | None = None) -> Engine:
@@ -59,8 +75,11 @@ class Engine:
         config = load_config()
         return cls(config, load_plugins(config, extra=extra_plugins or []))
 
-    def warm_in_background(self, idle: Callable[[], bool] | None = None) -> threading.Thread:
+    def warm_in_background(self, idle: Callable[[], bool] | None = None,
+                           loop: asyncio.AbstractEventLoop | None = None) -> threading.Thread:
         """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it.
+
+        With ``loop``, the store is then opened on it (its connections belong to the loop that serves the calls).
 
         The default model's provider goes first: the first call most likely needs it. With ``idle``,
         each of the others waits until ``idle()`` is true (no call running): an import holds the GIL
@@ -81,20 +100,34 @@ class Engine:
                     plugin.warm()
                 except Exception as exc:
                     log.warning("warming %s failed (the first call will retry): %r", plugin.name, exc)
+            if self.memory.enabled:
+                while idle is not None and not idle():
+                    time.sleep(WARM_IDLE_POLL_S)
+                try:
+                    self.memory.warm()
+                except Exception as exc:
+                    log.warning("importing the store's libraries failed: %r", exc)
+                else:
+                    if loop is not None and not loop.is_closed():
+                        asyncio.run_coroutine_threadsafe(self.memory.store(), loop)
 
         thread = threading.Thread(target=warm, name="streamhost-warmup", daemon=True)
         thread.start()
         return thread
 
     async def aclose(self) -> None:
-        """Close the providers' connections for the running event loop."""
+        """Close the providers' connections and the store for the running event loop."""
+        try:
+            await self.memory.aclose()
+        except Exception as exc:
+            log.debug("closing the store failed: %r", exc)
         for provider in self.registry.providers.values():
             try:
                 await provider.aclose()
             except Exception as exc:
                 log.debug("closing provider %s failed: %r", provider.name, exc)
 
-    def _request(self, args: GenerateArgs, schema: dict[str, Any] | None) -> tuple[Resolved, GenerationRequest]:
+    def _request(self, args: GenerateArgs, schema: dict[str, Any] | None) -> Prepared:
         if not isinstance(args.prompt, str) or not args.prompt.strip():
             raise InvalidArgumentError("prompt must be a non-empty string")
         if args.model is not None and not isinstance(args.model, str):
@@ -113,7 +146,7 @@ class Engine:
         if schema is not None and (resolved.info is None or not resolved.info.supports_schema):
             # Not known to enforce JSON Schema natively: say it in words too, so any model can comply.
             system = "\n\n".join(filter(None, [system, schema_instruction(schema)]))
-        return resolved, GenerationRequest(
+        request = GenerationRequest(
             model=resolved.name,
             prompt=args.prompt,
             system=system,
@@ -122,6 +155,16 @@ class Engine:
             output_schema=schema,
             options=self.config.model_options(resolved.id),
         )
+        notes: list[str] = []
+        if args.history:
+            window = context_window_of(self.config, resolved.provider, resolved.id, resolved.name)
+            history, note = fit_history(args.history, request, window)
+            notes += [note] if note else []
+            if resolved.provider.supports_history:
+                request = replace(request, history=history)
+            else:  # a prompt-only provider still sees the thread: written into the prompt
+                request = replace(request, prompt=fold_history(history, request.prompt))
+        return Prepared(resolved, request, notes)
 
     def relay_settings(self, label: str, *, streaming: bool) -> RelaySettings:
         """The relay settings for a call to ``label`` from the config."""
@@ -132,9 +175,19 @@ class Engine:
             retry_max_wait_s=limits.retry_max_wait_s,
         )
 
+    async def prepare(self, args: GenerateArgs) -> Prepared:
+        """Check a call and resolve its model; raises StreamhostError naming what is wrong."""
+        return self._request(args, await checked_schema(args.output_schema))
+
     async def generate(self, args: GenerateArgs, sink: Sink) -> Generation:
         """Run one call, streaming into ``sink``. Raises StreamhostError on bad input, CallFailed later."""
-        resolved, request = self._request(args, await checked_schema(args.output_schema))
+        return await self.run(await self.prepare(args), sink)
+
+    async def run(self, prepared: Prepared, sink: Sink) -> Generation:
+        """Run a prepared call, streaming into ``sink``; raises CallFailed when it fails on the way."""
+        resolved, request = prepared.resolved, prepared.request
+        for note in prepared.notes:
+            await sink.send(Update(kind="status", status=note))
         # The relay and the log filter mask these variables' values wherever upstream text shows up.
         watch(*(p.key_variable() for p in self.registry.providers.values()),
               resolved.provider.key_variable_for(resolved.name))

@@ -6,6 +6,12 @@ stream however the call ends. It is where provider output enters the host: text 
 surrogates), statuses and error messages are scrubbed of secrets, a malformed event is an error, and
 every failure keeps the text streamed before it. Events of other types the caller asks to keep (a
 fetcher's Document) pass through to the result; the relay knows no more of them than that.
+
+Coalescing costs one wake-up per window, not one per delta: once text is out, the deltas that follow
+queue up without waking the relay until the window ends (an error, a status or the end of the stream
+still wake it at once). The first text is never held. The window (``coalesce_ms``, or
+``chunk_delay_ms`` if larger) widens while the event loop runs late, up to 0.5 s (``lag.py``): under
+many streams each sends fewer, larger notifications instead of the loop falling further behind.
 """
 
 from __future__ import annotations
@@ -15,17 +21,38 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CallFailed, ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
 from ..events import Sink, Status, TextDelta, Update, Usage, close_stream
+from .lag import loop_lag
 from .scrub import repair, scrub
 from .sinks import Tail
 
 log = logging.getLogger("streamhost.relay")
 _END = object()
+_STOPPED = object()
+_UPSTREAMS: ContextVar[set[asyncio.Task[None]] | None] = ContextVar("streamhost_upstreams", default=None)
+
+
+@contextlib.contextmanager
+def stoppable_upstreams() -> Iterator[Callable[[], None]]:
+    """Collect the upstream readers that relays start in this context; yields a function that stops them.
+
+    For a caller that cancels a call from outside its task (the MCP transport, when it reads the
+    client's cancel): stopping them as it cancels closes the upstream requests a turn of the loop
+    sooner than the relay's own task would, which counts when the loop is busy.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+    token = _UPSTREAMS.set(tasks)
+    try:
+        yield lambda: [task.cancel() for task in list(tasks)]
+    finally:
+        _UPSTREAMS.reset(token)
+
 
 
 @dataclass(frozen=True)
@@ -75,7 +102,8 @@ class _State:
     first_token: float | None = None
     last_delta: float = 0.0
     chunks: int = 0
-    last_text_sent: float = float("-inf")
+    text_due: float = float("-inf")
+    """When the open coalescing window ends: text held until then goes out together."""
     last_sent: float = 0.0
     attempts: int = 0
     kept: list[Any] = field(default_factory=list)
@@ -112,6 +140,7 @@ class Relay:
         """
         state = _State(started=time.monotonic())
         state.last_sent = state.started
+        self.lag = loop_lag()
         deadline = state.started + self.settings.deadline_s
         while True:
             _stop_if_cancelled()
@@ -149,6 +178,9 @@ class Relay:
                        deadline: float, keep: tuple[type, ...]) -> None:
         inbox = _Inbox()
         producer = asyncio.create_task(_pump(open_stream, inbox))
+        upstreams = _UPSTREAMS.get()
+        if upstreams is not None:
+            upstreams.add(producer)
         try:
             await self._consume(inbox, sink, state, deadline, keep)
         except ProgressError:
@@ -163,6 +195,8 @@ class Relay:
             # The upstream first: on a cancel nothing else matters, and its connection costs money.
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+            if upstreams is not None:
+                upstreams.discard(producer)
 
     async def _consume(self, inbox: _Inbox, sink: Sink, state: _State, deadline: float,
                        keep: tuple[type, ...]) -> None:
@@ -176,13 +210,15 @@ class Relay:
                     return
                 if isinstance(item, _Failure):
                     raise self._as_streamhost_error(item.error)
+                if item is _STOPPED:  # by whoever cancels this call, which cancels us too
+                    raise asyncio.CancelledError
                 if keep and isinstance(item, keep):
                     state.kept.append(item)
                 else:
                     await self._handle(item, sink, state)
                 item = inbox.items.popleft() if inbox.items else None
             now = time.monotonic()
-            if state.pending and now >= state.last_text_sent + self.gap:
+            if state.pending and now >= state.text_due:
                 await self._flush(sink, state)
             if now >= state.last_sent + self.settings.heartbeat_s:
                 await self._heartbeat(sink, state, now)
@@ -195,13 +231,20 @@ class Relay:
     async def _next(self, inbox: _Inbox, state: _State, deadline: float) -> Any:
         if inbox.items:
             return inbox.items.popleft()
+        now = time.monotonic()
         wake = min(state.last_sent + self.settings.heartbeat_s, deadline)
-        if state.pending:
-            wake = min(wake, state.last_text_sent + self.gap)
-        timeout = wake - time.monotonic()
+        # Inside an open window (or with nothing to show before the end) a delta would only be held:
+        # the producer queues it without waking us, and we take them all when the window ends.
+        holding = state.first_token is not None and (now < state.text_due or not self.settings.streaming)
+        if holding and self.settings.streaming:
+            wake = min(wake, state.text_due)
+        timeout = wake - now
         if timeout <= 0:
             return None
-        await inbox.wait(timeout)
+        if await inbox.wait(timeout, eager=not holding):
+            # The timer fired: how late it ran says how far behind the loop is.
+            woke = time.monotonic()
+            self.lag.observe(woke - wake, woke)
         return inbox.items.popleft() if inbox.items else None
 
     async def _handle(self, event: Any, sink: Sink, state: _State) -> None:
@@ -256,7 +299,8 @@ class Relay:
         state.tail.add(delta)
         if not self.settings.streaming:
             return
-        state.last_text_sent = state.last_sent = time.monotonic()
+        state.last_sent = now = time.monotonic()
+        state.text_due = now + self.lag.window(self.gap, now)
         await self._send(sink, Update(kind="text", delta=delta, offset=offset, tail=state.tail.text))
 
     async def _status(self, sink: Sink, state: _State, message: str) -> None:
@@ -317,34 +361,40 @@ class _Inbox:
     """Events from the producer to the relay: a deque and one waiter.
 
     Not a Queue with asyncio.wait_for: on 3.11 wait_for can swallow a cancellation that races with an
-    item arriving, and it starts a task per wait. Here a wait is one future and one timer.
+    item arriving, and it starts a task per wait. Here a wait is one future and one timer, and a wait
+    that is not ``eager`` is woken only by an urgent item (anything but text) or its timer.
     """
 
     def __init__(self) -> None:
         self.items: deque[Any] = deque()
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[bool] | None = None
+        self.eager = True
 
-    def put(self, item: Any) -> None:
-        """Add an item and wake the relay."""
+    def put(self, item: Any, urgent: bool = True) -> None:
+        """Add an item; wake the relay if it waits eagerly or the item is urgent."""
         self.items.append(item)
-        if self.waiter is not None:
-            _wake(self.waiter)
+        if self.waiter is not None and (urgent or self.eager):
+            _wake(self.waiter, False)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when an item is put or ``timeout`` seconds have passed; a cancellation always propagates."""
+    async def wait(self, timeout: float, eager: bool = True) -> bool:
+        """Return when an item wakes us (False) or ``timeout`` seconds have passed (True).
+
+        A cancellation always propagates.
+        """
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
-        timer = loop.call_later(timeout, _wake, waiter)
+        self.eager = eager
+        timer = loop.call_later(timeout, _wake, waiter, True)
         try:
-            await waiter
+            return await waiter
         finally:
             timer.cancel()
             self.waiter = None
 
 
-def _wake(waiter: asyncio.Future[None]) -> None:
+def _wake(waiter: asyncio.Future[bool], timed_out: bool) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(timed_out)
 
 
 async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) -> None:
@@ -353,9 +403,10 @@ async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) ->
     try:
         stream = open_stream()
         async for event in stream:
-            inbox.put(event)
+            inbox.put(event, type(event) is not TextDelta)
         inbox.put(_END)
     except asyncio.CancelledError:
+        inbox.put(_STOPPED)  # read only if the cancel came from outside (stoppable_upstreams)
         raise
     except Exception as exc:
         inbox.put(_Failure(exc))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
 import mcp_types as types
 from mcp.shared.dispatcher import coerce_request_id
+
+from ..host.relay import stoppable_upstreams
 
 
 class Calls:
@@ -21,6 +23,7 @@ class Calls:
         self._open: set[types.RequestId] = set()
         self._cancelled: set[types.RequestId] = set()
         self._scopes: dict[types.RequestId, anyio.CancelScope] = {}
+        self._upstreams: dict[types.RequestId, Callable[[], None]] = {}
 
     def opened(self, key: types.RequestId) -> None:
         """A request was read."""
@@ -51,10 +54,11 @@ class Calls:
         return not self._scopes
 
     def cancel_now(self, key: types.RequestId) -> None:
-        """Cancel the handler running ``key``, if one is (called on the event loop)."""
+        """Cancel the handler running ``key``, if one is, and its upstream requests (called on the event loop)."""
         scope = self._scopes.get(key)
         if scope is not None:
             scope.cancel()
+            self._upstreams[key]()
 
     @contextmanager
     def running(self, request_id: types.RequestId | None) -> Iterator[anyio.CancelScope]:
@@ -65,12 +69,13 @@ class Calls:
                 yield scope
             return
         key = coerce_request_id(request_id)
-        self._scopes[key] = scope
         if key in self._cancelled:
             scope.cancel()
-        try:
-            with scope:
-                yield scope
-        finally:
-            if self._scopes.get(key) is scope:
-                del self._scopes[key]
+        with stoppable_upstreams() as stop:
+            self._scopes[key], self._upstreams[key] = scope, stop
+            try:
+                with scope:
+                    yield scope
+            finally:
+                if self._scopes.get(key) is scope:
+                    del self._scopes[key], self._upstreams[key]

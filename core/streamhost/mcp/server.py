@@ -18,6 +18,7 @@ from ..host.engine import Engine
 from ..host.toolbox import Toolbox
 from ..pages.host_services import HostServices
 from .calls import Calls
+from .client_roots import ClientRoots
 from .framing import describe
 from .progress import ProgressSink, progress_token
 from .tools import call_result, definition, error_result
@@ -41,7 +42,10 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
     With ``startup_error`` (a broken config file) the tools are listed but every call reports it.
     ``calls`` lets the transport cancel a tool call the moment the client's cancel is read.
     """
-    toolbox = Toolbox(engine.registry.tools.values(), HostServices(engine, model_initiated=True))
+    services = HostServices(engine, model_initiated=True)
+    # One stdio server serves one client: its roots bound where generate's files may be read from.
+    roots = services.roots = ClientRoots()
+    toolbox = Toolbox(engine.registry.tools.values(), services)
     definitions = [definition(listed) for listed in toolbox.listed.values()]
     calls = calls if calls is not None else Calls()
 
@@ -51,6 +55,8 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         if startup_error is not None:
             return error_result(startup_error)
+        roots.seen(ctx.session)
+        services.client = services.client or client_name(ctx)
         arguments = dict(params.arguments or {})
         total = toolbox.total(params.name, arguments) if params.name in toolbox.listed else None
         sink = ProgressSink(ctx.session, ctx.request_id, progress_token(ctx.meta),
@@ -63,7 +69,19 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
     server: Server[Any] = Server("streamhost", version=__version__, instructions=INSTRUCTIONS,
                                  on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(_name_invalid_params)
+    server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots.changed)
     return server
+
+
+def client_name(ctx: Any) -> str | None:
+    """The client's name from its ``initialize`` (``clientInfo``), or from the request's ``_meta`` (2026-07-28)."""
+    params = getattr(ctx.session, "client_params", None)
+    info = getattr(params, "client_info", None)
+    meta = ctx.meta if isinstance(ctx.meta, dict) else getattr(ctx.meta, "model_extra", None)
+    if info is None and isinstance(meta, dict):
+        info = meta.get(types.CLIENT_INFO_META_KEY)
+    name = info.get("name") if isinstance(info, dict) else getattr(info, "name", None)
+    return name if isinstance(name, str) else None
 
 
 async def _name_invalid_params(ctx: Any, call_next: Any) -> Any:
@@ -84,13 +102,14 @@ class Warmup:
         self.engine = engine
         self.calls = calls
         self.started = False
+        self.loop = asyncio.get_running_loop()
 
     def start(self) -> None:
         """Start the warm-up unless it started already or is turned off."""
         if self.started or not self.engine.config.warmup:
             return
         self.started = True
-        self.engine.warm_in_background(idle=self.calls.idle)
+        self.engine.warm_in_background(idle=self.calls.idle, loop=self.loop)
 
 
 async def serve_stdio(engine: Engine, fd_in: int, fd_out: int, startup_error: str | None = None) -> None:

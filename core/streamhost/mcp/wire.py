@@ -5,76 +5,39 @@ cannot encode (a lone UTF-16 surrogate) stops its writer for good, its blocking 
 threads keep the process alive after a signal, and it writes a progress notification for a request
 the client has already cancelled. Here a daemon thread reads and parses, every request whose id can
 be read gets an answer, the writer repairs what it cannot encode, and cancels act at once.
+
+Neither side waits for the event loop, which may be busy relaying hundreds of streams: the reader
+reads ahead and queues (a cancel acts the moment its line is parsed, whatever is queued before it) and
+the server takes every queued message in one turn of the loop (``inbound.py``); what the server sends
+is encoded at once and written by another daemon thread (``outbound.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
-import queue
 import select
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import anyio
 import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 
 from .calls import Calls
 from .framing import Refusal, encode, parse
+from .inbound import Inbound
+from .outbound import Outbound
 
 log = logging.getLogger("streamhost.wire")
 
 FLUSH_S = 2.0
 """How long a stop waits for answers already made to reach a client that is slow to read."""
 _CHUNK = 1 << 16
-
-
-class Output:
-    """Blocking writes to the wire fd in a daemon thread, so a client that reads slowly never blocks the loop."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.loop = asyncio.get_running_loop()
-        self.jobs: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="streamhost-wire-out", daemon=True).start()
-
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``; raises OSError (BrokenPipeError: the client closed its end)."""
-        done = self.loop.create_future()
-        self.jobs.put((data, done))
-        await done
-
-    def _run(self) -> None:
-        while True:
-            data, done = self.jobs.get()
-            error: OSError | None = None
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self.fd, view):]
-            except OSError as exc:
-                error = exc
-            try:
-                self.loop.call_soon_threadsafe(_settle, done, error)
-            except RuntimeError:  # the loop is gone: nobody waits any more
-                return
-
-
-def _settle(done: asyncio.Future[None], error: OSError | None) -> None:
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
 
 
 def _peer_gone(fd: int) -> bool:
@@ -93,34 +56,28 @@ class StdioWire:
     def __init__(self, fd_in: int, fd_out: int, calls: Calls, on_first_answer: Callable[[], None] | None = None):
         self.fd_in, self.fd_out, self.calls = fd_in, fd_out, calls
         self.on_first_answer = on_first_answer
-        self.read_send, self.read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-        self.write_send, self.write_receive = anyio.create_memory_object_stream[SessionMessage](0)
-        self.refusals = self.write_send.clone()
+        self.inbound = Inbound(asyncio.get_running_loop())
+        self.outbound: Outbound | None = None
         self.stopping = False
 
     @contextlib.asynccontextmanager
-    async def streams(self) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Any], MemoryObjectSendStream[Any]]]:
+    async def streams(self) -> AsyncIterator[tuple[Inbound, Outbound]]:
         """Run the reader and the writer; yields the streams ``Server.run`` takes.
 
         Returns once the server has finished with them: when the client closes stdin, after ``stop()``,
         or when the client closes our stdout (then running calls are cancelled at once).
         """
         loop = asyncio.get_running_loop()
-        output = Output(self.fd_out)
+        self.outbound = outbound = Outbound(self.fd_out, self._encode, self.calls.is_cancelled,
+                                            self.on_first_answer, self.stop)
         threading.Thread(target=self._read, args=(loop,), name="streamhost-wire-in", daemon=True).start()
         watching = self._watch_peer(loop)
         try:
-            async with anyio.create_task_group() as tg:
-                written = anyio.Event()
-                tg.start_soon(self._write, output, written)
-                try:
-                    yield self.read_receive, self.write_send
-                finally:
-                    self.stop("the server ended")  # no-op after a stop; else the refusals' stream stays open
-                    with anyio.move_on_after(FLUSH_S, shield=True):
-                        await written.wait()
-                    tg.cancel_scope.cancel()
+            yield self.inbound, outbound
         finally:
+            self.stop("the server ended")  # no-op after a stop
+            with anyio.move_on_after(FLUSH_S, shield=True):
+                await outbound.drained()
             if watching:
                 loop.remove_reader(self.fd_out)
 
@@ -130,8 +87,7 @@ class StdioWire:
             return
         self.stopping = True
         log.info("stopping: %s", reason)
-        self.read_send.close()
-        self.refusals.close()
+        self.inbound.close()
 
     # ------------------------------------------------------------------ reading (a daemon thread)
 
@@ -148,23 +104,26 @@ class StdioWire:
             if lines:
                 lines[0] = b"".join([*parts, lines[0]])
                 parts = []
-                for line in lines:
-                    if line.strip() and not self._take(loop, line):
-                        return
+                # The whole chunk is handed over at once: one wake of the loop, however many lines.
+                read = [message for line in lines if line.strip() and (message := self._take(loop, line))]
+                if read and not self.inbound.put(read):
+                    return
             if rest:
                 parts.append(rest)
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self.stop, "the client closed stdin")
 
-    def _take(self, loop: asyncio.AbstractEventLoop, line: bytes) -> bool:
-        """Parse and hand over one line; False once the session is over."""
+    def _take(self, loop: asyncio.AbstractEventLoop, line: bytes) -> SessionMessage | None:
+        """Parse one line: the message for the server, or None (a refusal goes straight to the writer)."""
         item = parse(line)
         if isinstance(item, Refusal):
             if not item.answer:
                 log.warning("ignored a malformed message: %s", item.message)
-                return True
+                return None
             log.warning("refused request %r: %s", item.id, item.message)
-            return self._hand(loop, self.refusals, SessionMessage(item.error()))
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._refuse, SessionMessage(item.error()))
+            return None
         metadata = None
         if isinstance(item, types.JSONRPCRequest):
             key = coerce_request_id(item.id)
@@ -173,57 +132,38 @@ class StdioWire:
         elif isinstance(item, types.JSONRPCNotification) and item.method == "notifications/cancelled":
             rid = as_request_id((item.params or {}).get("requestId"))
             # Before the notification even reaches the dispatcher: nothing more may be written for
-            # this request, and its handler stops now rather than after the loop gets round to it.
+            # this request, and its handler stops now rather than after the loop gets round to it. A
+            # request still queued behind it is marked, so its handler is cancelled before it starts.
             if rid is not None and self.calls.cancel_read(coerce_request_id(rid)):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self.calls.cancel_now, coerce_request_id(rid))
-        return self._hand(loop, self.read_send, SessionMessage(item, metadata=metadata))
+        return SessionMessage(item, metadata=metadata)
 
-    @staticmethod
-    def _hand(loop: asyncio.AbstractEventLoop, stream: MemoryObjectSendStream[Any], item: Any) -> bool:
-        try:
-            asyncio.run_coroutine_threadsafe(stream.send(item), loop).result()
-        except (RuntimeError, anyio.ClosedResourceError, anyio.BrokenResourceError, concurrent.futures.CancelledError):
-            return False
-        return True
+    def _refuse(self, answer: SessionMessage) -> None:
+        """Queue a refusal's error for the client (on the loop; the reader never waits for it)."""
+        if self.outbound is not None and not self.stopping:
+            self.outbound.send_nowait(answer)
 
     async def _unanswered(self, key: types.RequestId) -> None:
         self.calls.closed(key)
 
     # ------------------------------------------------------------------ writing
 
-    async def _write(self, output: Output, written: anyio.Event) -> None:
-        try:
-            async with self.write_receive:
-                async for first in self.write_receive:
-                    batch = [first]
-                    with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
-                        while len(batch) < 256:
-                            batch.append(self.write_receive.receive_nowait())
-                    data = b"".join(filter(None, map(self._encode, batch)))
-                    if not data:
-                        continue
-                    await output.write(data)
-                    if self.on_first_answer is not None:
-                        self.on_first_answer, first_answer = None, self.on_first_answer
-                        first_answer()
-        except OSError as exc:
-            self.stop(f"the client closed stdout ({exc.strerror or exc})")
-        finally:
-            written.set()
-
-    def _encode(self, item: SessionMessage) -> bytes | None:
+    def _encode(self, item: SessionMessage) -> tuple[bytes, types.RequestId | None] | None:
+        """The line for a message and the request it relates to; None when it must not be written."""
         message = item.message
         if isinstance(message, types.JSONRPCResponse | types.JSONRPCError) and message.id is not None:
-            key = coerce_request_id(message.id)
-            if self.calls.closed(key):
+            if self.calls.closed(coerce_request_id(message.id)):
                 log.debug("dropped the answer to cancelled request %r", message.id)
                 return None
-        else:
-            related = item.metadata.related_request_id if isinstance(item.metadata, ServerMessageMetadata) else None
-            if related is not None and self.calls.is_cancelled(coerce_request_id(related)):
-                return None
-        return encode(message)
+            return encode(message), None
+        related = item.metadata.related_request_id if isinstance(item.metadata, ServerMessageMetadata) else None
+        if related is None:
+            return encode(message), None
+        key = coerce_request_id(related)
+        if self.calls.is_cancelled(key):
+            return None
+        return encode(message), key
 
     def _watch_peer(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Notice a client that closed our stdout while we are idle (a write would notice it too, later)."""

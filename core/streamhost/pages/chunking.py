@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import re
 
-CHARS_PER_TOKEN = 4
+from ..host.pricing import CHARS_PER_TOKEN, estimate_tokens
+
+__all__ = ["CHARS_PER_TOKEN", "estimate_tokens", "split_text"]
 _HEADING = re.compile(r"^#{1,6}\s")
-
-
-def estimate_tokens(text: str) -> int:
-    """About how many tokens ``text`` is (characters / 4, rounded up)."""
-    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def split_text(text: str, max_chars: int) -> list[str]:

@@ -7,13 +7,16 @@ MCP server for model-initiated calls (robots.txt applies to their fetches), the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import StreamhostError
 from ..events import Event, Sink
 from ..fetchers import Document
+from ..host.asking import Asking
 from ..host.engine import Engine, GenerateArgs
+from ..host.handoff import handoff_time
 from ..host.relay import Relay
 from ..services import Generation, ModelEntry, Streamed, Summaries
 from .service import PageService
@@ -28,6 +31,12 @@ class HostServices:
         self.model_initiated = model_initiated
         self.pages = PageService(engine)
         self.summarizer = Summarizer(engine, self.pages, model_initiated=model_initiated)
+        self.asking = Asking(engine)
+        self.client: str | None = None
+        """The MCP client's name (its ``clientInfo``), which picks the default hand-off time; set by the MCP face."""
+        self.roots: Callable[[], Awaitable[list[Path]]] | None = None
+        """The client's roots, for ``files``: set by the MCP face. None, or an empty answer (a client that
+        offers no roots), means the working directory; ``[context] roots`` are allowed as well."""
 
     def models(self) -> list[ModelEntry]:
         return self.engine.catalog.entries()
@@ -48,11 +57,22 @@ class HostServices:
         return self.engine.config.summarize.model or self.default_model()
 
     async def generate(self, prompt: Any, sink: Sink, *, model: Any = None, system: Any = None,
-                       temperature: Any = None, max_tokens: Any = None, output_schema: Any = None) -> Generation:
-        # The engine checks every value: a tool may pass its arguments on as the client sent them.
+                       temperature: Any = None, max_tokens: Any = None, output_schema: Any = None,
+                       thread: Any = None, files: Any = None) -> Generation:
+        # Every value is checked on the way: a tool may pass its arguments on as the client sent them.
         args = GenerateArgs(prompt=prompt, model=model, system=system, temperature=temperature,
                             max_tokens=max_tokens, output_schema=output_schema)
-        return await self.engine.generate(args, sink)
+        return await self.asking.generate(sink, args, thread=thread, files=files, roots=self.roots,
+                                          handoff_s=self._handoff_s())
+
+    async def wait(self, run: Any, sink: Sink, *, cancel: Any = False) -> Generation:
+        return await self.asking.waiting.wait(run, sink, cancel=cancel, handoff_s=self._handoff_s())
+
+    def _handoff_s(self) -> float:
+        # Only calls a model made through a client are handed off: a terminal user waits for the answer.
+        if not self.model_initiated:
+            return 0
+        return handoff_time(self.engine.config.limits.handoff_s, self.client)
 
     async def stream(self, open_stream: Callable[[], AsyncIterator[Event]], sink: Sink, *, label: str) -> Streamed:
         settings = self.engine.relay_settings(label, streaming=self.engine.config.streaming.enabled)
@@ -69,4 +89,10 @@ class HostServices:
 
     async def summarize(self, urls: Any, sink: Sink, *, query: str | None = None,
                         model: str | None = None) -> Summaries:
-        return await self.summarizer.run(check_urls(urls), sink, query=query, model=model)
+        urls = check_urls(urls)
+        async with self.asking.recorder.run("summarize_urls", model or self.summary_model(), sink,
+                                            prompt="\n".join([*urls, *([query] if query else [])])) as run:
+            summaries = await self.summarizer.run(urls, run.sink, query=query, model=model)
+            run.end = self.asking.summary_end(summaries)
+        summaries.run = run.id
+        return summaries

@@ -19,7 +19,7 @@ class Home:
     """An isolated user for a ``streamhost`` child process: its directory, config file and environment.
 
     Pass :attr:`env` as the child's whole environment (``serve(home.env)``, ``subprocess.run(...,
-    env=home.env)``): it holds ``PATH``, a ``HOME`` and XDG config/state/cache dirs inside :attr:`root`,
+    env=home.env)``): it holds ``PATH``, a ``HOME`` and XDG config/state/cache/data dirs inside :attr:`root`,
     ``STREAMHOST_CONFIG`` naming :attr:`config`, and whatever variables you add (keys, base URLs).
     """
 
@@ -31,6 +31,11 @@ class Home:
         """Replace the config file's TOML with ``text``; returns its path."""
         self.config.write_text(text, encoding="utf-8")
         return self.config
+
+    @property
+    def store(self) -> Path:
+        """The store file the host keeps runs and threads in for this user (when ``[store]`` is on)."""
+        return self.root / "data" / "streamhost" / "streamhost.db"
 
     @property
     def metrics(self) -> Path:
@@ -61,6 +66,7 @@ def make_home(
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_CACHE_HOME": str(root / "cache"),
+        "XDG_DATA_HOME": str(root / "data"),
         "STREAMHOST_CONFIG": str(config_file),
     })
     if plugins is not None:

@@ -50,8 +50,9 @@ def _config(config: Mapping[str, Any] | str | Path | None) -> Any:
         return load_config(config)
     text = config if isinstance(config, str) else ""
     data = tomllib.loads(text) if isinstance(config, str) else dict(config or {})
-    # Tests should not append to the user's real metrics file unless they ask for it.
+    # Tests should not append to the user's real metrics file or store unless they ask for it.
     data.setdefault("metrics", {"enabled": False})
+    data.setdefault("store", {"enabled": False})
     return _Reader(Path("<run_host config>"), text).build(data)
 
 
@@ -66,7 +67,7 @@ async def run_host(
     :param plugins: plugin objects or modules with ``@hookimpl`` functions, registered in order
         (a module is recorded under its ``__name__``).
     :param config: the config as a dict shaped like the TOML file, TOML text, or a file path.
-        Metrics are off unless the config turns them on.
+        Metrics and the store are off unless the config turns them on.
     :param installed: also load the installed entry-point plugins (default: only ``plugins``).
     :raises streamhost.PluginError: one of ``plugins`` failed to register, or was
         skipped (``STREAMHOST_LOAD_PLUGINS`` / ``STREAMHOST_DISABLE_PLUGINS`` apply to it too).

@@ -38,6 +38,7 @@ class LLMTestProvider(Provider):
     """
 
     key_env_var = None
+    supports_history = True
 
     def __init__(self, url: str, key: str | None = None, *, name: str = "llmtest", timeout_s: float = 60.0) -> None:
         self.name = name
@@ -75,8 +76,7 @@ class LLMTestProvider(Provider):
 
 
 def _body(request: GenerationRequest) -> dict[str, Any]:
-    messages = [{"role": "system", "content": request.system}] if request.system else []
-    messages.append({"role": "user", "content": request.prompt})
+    messages = request.messages()
     body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     if request.temperature is not None:

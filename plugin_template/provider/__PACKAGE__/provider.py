@@ -44,6 +44,7 @@ class __CLASS__Provider(Provider):
     """Serves ``__NAME__/MODEL``: any model the endpoint knows, listed in the config or not."""
 
     name = "__NAME__"
+    supports_history = True  # stream() sends a thread's earlier turns: request.messages() holds them
     key_env_var = "__ENV___API_KEY"
     # [providers.__NAME__]: the host rejects a wrong type, a value out of range and an unknown key (with the
     # file, line and close match), and self.options holds every one of them, the defaults filled in.
@@ -94,9 +95,7 @@ class __CLASS__Provider(Provider):
 
 
 def _body(request: GenerationRequest) -> dict[str, Any]:
-    messages = [{"role": "system", "content": request.system}] if request.system else []
-    messages.append({"role": "user", "content": request.prompt})
-    body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
+    body: dict[str, Any] = {"model": request.model, "messages": request.messages(), "stream": True,
                             "stream_options": {"include_usage": True}}
     if request.temperature is not None:
         body["temperature"] = request.temperature

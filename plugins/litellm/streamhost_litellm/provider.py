@@ -14,6 +14,7 @@ from streamhost import (
     MissingKeyError,
     ModelInfo,
     Option,
+    Pricing,
     Provider,
     ProviderError,
     Status,
@@ -24,8 +25,10 @@ from streamhost import (
 )
 
 from . import sdk
+from .chat_stream import CUT_SHORT, FINISH_NOTICES, direct_body, http_response, read_body
 from .errors import CallContext, map_error
 from .keys import first_set, known_variables, sub_provider
+from .prices import context_window_for, price_for
 
 log = logging.getLogger("streamhost.litellm")
 
@@ -39,6 +42,8 @@ RESERVED = {
     "max_retries": "streamhost retries itself, and only before the first token",
 }
 """acompletion arguments a config may not set, and why."""
+CLOSE_S = 5.0
+"""The longest closing a stream's HTTP response may take (it is usually a few ms)."""
 MODEL_OPTIONS = (
     Option("api_base", str, None, "This model's endpoint; unset: providers.litellm.api_base, else litellm's own",
            non_empty=True),
@@ -50,18 +55,11 @@ MODEL_OPTIONS = (
 )
 """What ``[models."litellm/NAME"]`` and ``[providers.litellm.params."NAME"]`` tables may hold."""
 
-# Finish reasons that end an answer early without failing it: the user hears why it stops where it does.
-FINISH_NOTICES = {
-    "length": 'the answer stopped at the output token limit (finish_reason "length") and is cut short — '
-              "a larger max_tokens gives more",
-    "content_filter": 'the upstream\'s content filter stopped the answer (finish_reason "content_filter")',
-}
-
-
 class LiteLLMProvider(Provider):
     """Every ``litellm/SUB/NAME`` model: Anthropic, Gemini, Mistral, Groq, Bedrock, Ollama, a LiteLLM proxy, …"""
 
     name = "litellm"
+    supports_history = True
     key_env_var = None  # the key variable depends on the sub-provider: see key_variable_for
     declared_options = (
         Option("api_base", str, None, "Where every litellm call goes (a LiteLLM proxy, Ollama, vLLM); unset: each "
@@ -107,6 +105,15 @@ class LiteLLMProvider(Provider):
         variable = self.key_variable_for(model)
         return variable is None or bool(os.environ.get(variable))
 
+    def pricing(self, model: str) -> Pricing | None:
+        """litellm's cost map (prices.py), once a call has imported litellm; None before."""
+        return price_for(model, self.options["params"].get(model, {}).get("api_base") or self.options.get("api_base"))
+
+    def context_window(self, model: str) -> int | None:
+        """``max_input_tokens`` from litellm's cost map, once a call has imported litellm; None before."""
+        api_base = self.options["params"].get(model, {}).get("api_base") or self.options.get("api_base")
+        return context_window_for(model, api_base)
+
     def warm(self) -> None:
         # Imported, litellm holds ~130 MiB for as long as the server runs: warm it ahead only for a user who
         # set it up (a [providers.litellm] table); one who merely has it installed pays on the first call.
@@ -139,14 +146,16 @@ class LiteLLMProvider(Provider):
             kwargs["api_base"] = api_base
         if explicit:
             kwargs["api_key"] = key  # otherwise litellm reads the sub-provider's own variable itself
-        response = None
+        response = http = None
         try:
             response = await litellm.acompletion(**kwargs)
-            async for chunk in response:
-                for event in chunk_events(chunk, label):
+            http = http_response(response)  # found now: closing the wrapper forgets it
+            body = direct_body(response, litellm, kwargs)
+            events = (read_body(body, call, litellm.REPEATED_STREAMING_CHUNK_LIMIT) if body is not None
+                      else wrapped_events(response, label))
+            async with contextlib.aclosing(events):
+                async for event in events:
                     yield event
-            for event in finish_events(response, label):
-                yield event
         except Exception as exc:
             mapped = map_error(exc, call)
             if mapped is exc:
@@ -154,7 +163,7 @@ class LiteLLMProvider(Provider):
             raise mapped from None  # litellm's own text may carry the key
         finally:
             if response is not None:
-                await _close(response, label)
+                await _close(response, http, label)
 
     def _explicit_key_variable(self, model: str, options: Mapping[str, Any]) -> str | None:
         params = self.options["params"].get(model, {})
@@ -184,8 +193,7 @@ class LiteLLMProvider(Provider):
 
 
 def _arguments(litellm: Any, request: GenerationRequest, extra: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    messages = [{"role": "system", "content": request.system}] if request.system else []
-    messages.append({"role": "user", "content": request.prompt})
+    messages = request.messages()
     kwargs: dict[str, Any] = {
         "model": request.model, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
         # The host retries 429/5xx, and only before the first token: litellm must not retry underneath it.
@@ -209,6 +217,16 @@ def _supports_schema(litellm: Any, model: str) -> bool:
         return bool(litellm.supports_response_schema(model=model))
     except Exception:  # a model litellm does not know: ask in words only (the host already does)
         return False
+
+
+async def wrapped_events(response: Any, label: str) -> AsyncIterator[Event]:
+    """The events of a stream read through litellm's wrapper: its routes with their own chunk formats (Anthropic,
+    Gemini, Bedrock, Ollama, ...), and any stream :func:`~.chat_stream.direct_body` leaves to it."""
+    async for chunk in response:
+        for event in chunk_events(chunk, label):
+            yield event
+    for event in finish_events(response, label):
+        yield event
 
 
 def chunk_events(chunk: Any, label: str) -> list[Event]:
@@ -241,14 +259,21 @@ def finish_events(response: Any, label: str) -> list[Event]:
         return []
     reason = response.received_finish_reason or getattr(response, "intermittent_finish_reason", None)
     if reason is None:
-        raise StreamError(f"{label}: the upstream closed the stream before the model finished (no finish_reason); "
-                          "the text so far is kept")
+        raise StreamError(f"{label}: {CUT_SHORT} (no finish_reason); the text so far is kept")
     return [Status(f"{label}: {FINISH_NOTICES[reason]}")] if reason in FINISH_NOTICES else []
 
 
-async def _close(response: Any, label: str) -> None:
-    """Close the upstream HTTP response now, not when it is garbage-collected."""
-    try:
-        await response.aclose()
-    except Exception as exc:  # closing must not hide the call's own outcome
-        log.debug("%s: closing the stream failed: %r", label, exc)
+async def _close(response: Any, http: Any, label: str) -> None:
+    """Close the upstream HTTP response now, not when it is garbage-collected: litellm's wrapper closes it on the
+    OpenAI-client routes only, so ``http`` (:func:`~.chat_stream.http_response`, when found) is closed as well."""
+    import anyio
+
+    # Shielded as litellm's own close is: under a cancelled anyio scope every await here would be cancelled too.
+    with anyio.move_on_after(CLOSE_S, shield=True):
+        for closing in (response, http):
+            if closing is None:
+                continue
+            try:
+                await closing.aclose()
+            except Exception as exc:  # closing must not hide the call's own outcome
+                log.debug("%s: closing the stream failed: %r", label, exc)

@@ -13,6 +13,8 @@ from streamhost import (
     error_for_status,
 )
 
+from .transport import timed_out
+
 _KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,})")
 NOT_FOUND = "`streamhost models --refresh` lists what the endpoint serves"
 
@@ -60,9 +62,9 @@ def map_error(exc: Exception, call: CallContext, *, mid_stream: bool = False) ->
     if isinstance(exc, openai.APIStatusError):
         return error_for_status(exc.status_code, detail, label=call.label, where=call.where,
                                 key_variable=call.key_variable, headers=exc.response.headers, not_found=NOT_FOUND)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and timed_out(exc):
         return UpstreamTimeoutError(f"{call.label}: timed out talking to {call.where}")
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, openai.APIConnectionError):  # also a time-out that was a failure to connect
         cause = exc.__cause__ or exc.__context__
         reason = f": {scrub(str(cause), call.key)}" if cause else ""
         if mid_stream:

@@ -610,11 +610,39 @@ def test_import_and_listing_do_not_import_openai_or_touch_the_network(tmp_path):
             "assert 'gpt-4.1-mini' in names, names",
             "p.key_configured()",
             "assert 'openai' not in sys.modules, 'listing models imported openai'",
-            "assert 'httpx2' not in sys.modules",
+            "assert 'httpx2' not in sys.modules and 'aiohttp' not in sys.modules",
             "print('ok')",
         ]
     )
     env = {"PATH": "", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_warm_up_leaves_the_first_call_no_sdk_module_to_import(tmp_path):
+    # The SDK loads its chat and responses resources on first touch of client.chat / client.responses
+    # (100-270 ms on the event loop); the warm-up does that in its thread, without sending anything.
+    code = "\n".join(
+        [
+            "import asyncio, socket, sys",
+            "def refuse(*args, **kwargs):",
+            "    raise AssertionError('network used: %r' % (args,))",
+            "socket.socket.connect = refuse",
+            "socket.create_connection = refuse",
+            "import streamhost_openai",
+            "p = streamhost_openai.OpenAIProvider()",
+            "p.configure({})",
+            "p.warm()",
+            "before = set(sys.modules)",
+            "client = asyncio.run(p._client('sk-test'))",
+            "client.chat.completions.with_streaming_response, client.responses.with_streaming_response",
+            "late = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('openai', 'httpx2', 'aiohttp'))",
+            "assert not late, late",
+            "print('ok')",
+        ]
+    )
+    env = {"PATH": "", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -1,0 +1,66 @@
+"""How far behind the event loop runs: the signal that widens the relay's coalescing window under load.
+
+Every relay already sleeps on a timer between its flushes; when the timer fires late, the loop was
+busy for that long. Those samples, pooled per event loop, say when the process relays more than it
+can keep up with, so each stream sends fewer, larger notifications (each costs the server ~0.4 ms)
+until the loop catches up. No extra task or timer is needed to measure it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+MAX_WINDOW_S = 0.5
+"""The widest a coalescing window grows under lag: text still reaches the caller twice a second."""
+WIDEN = 4.0
+"""A window grows by this many times the loop's lag."""
+QUIET_S = 0.005
+"""Lag below this is the ordinary jitter of a loaded machine and widens nothing."""
+HALF_LIFE_S = 1.0
+"""How fast the lag is forgotten once the loop keeps up: windows widen at once and narrow gradually."""
+
+
+class LoopLag:
+    """The recent lag of one event loop: the largest late wake-up, decaying by half every ``HALF_LIFE_S``."""
+
+    def __init__(self) -> None:
+        self.level = 0.0
+        self.at = 0.0
+
+    def observe(self, late: float, now: float) -> None:
+        """A timer due ``late`` seconds before ``now`` has just run."""
+        if late > self.current(now):
+            self.level, self.at = late, now
+
+    def current(self, now: float) -> float:
+        """The lag now, in seconds."""
+        if self.level == 0.0:
+            return 0.0
+        return self.level * 0.5 ** ((now - self.at) / HALF_LIFE_S)
+
+    def window(self, base: float, now: float) -> float:
+        """The coalescing window for a call configured with ``base`` seconds.
+
+        ``base`` when the loop keeps up; otherwise widened by ``WIDEN`` times the lag, up to
+        ``MAX_WINDOW_S`` (a configured window wider than that is kept as it is). A window of 0 (every
+        delta sent as it comes) is what the user asked for, and stays 0.
+        """
+        if base <= 0.0:
+            return base
+        lag = self.current(now)
+        if lag < QUIET_S:
+            return base
+        return max(base, min(MAX_WINDOW_S, base + WIDEN * lag))
+
+
+_LAGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLag] = weakref.WeakKeyDictionary()
+
+
+def loop_lag() -> LoopLag:
+    """The lag of the running event loop, shared by every relay on it."""
+    loop = asyncio.get_running_loop()
+    lag = _LAGS.get(loop)
+    if lag is None:
+        lag = _LAGS[loop] = LoopLag()
+    return lag

@@ -1,0 +1,81 @@
+"""The engine's store, opened on first use: the database libraries are imported then, never at start-up.
+
+A store that cannot be opened (a file it may not write, a database that is down) does not stop calls: they
+run unrecorded, the reason is logged once, and what needs the store (threads) says why it is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..errors import StreamhostError
+from .config import Config
+
+if TYPE_CHECKING:
+    from ..store.database import Store
+
+log = logging.getLogger("streamhost.store")
+
+
+class Memory:
+    """Opens the store once per event loop and hands it out; None when it is turned off or failed to open."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._store: Store | None = None
+        self._opening: asyncio.Future[Store | None] | None = None
+        self.failure: str | None = None
+        """Why the store could not be opened, once it failed."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ``[store] enabled`` is on."""
+        return self.config.store.enabled
+
+    @staticmethod
+    def warm() -> None:
+        """Import the database libraries (for the background warm-up thread)."""
+        from ..store import preload
+
+        preload()
+
+    async def store(self) -> Store | None:
+        """The open store; None when it is turned off or could not be opened (``failure`` says why)."""
+        if not self.enabled or self.failure is not None:
+            return None
+        if self._store is not None:
+            return self._store
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+        # Shielded: a call cancelled while the store opens must not leave it half open for the next call.
+        return await asyncio.shield(self._opening)
+
+    async def require(self, purpose: str) -> Store:
+        """The open store, or a StreamhostError saying why ``purpose`` cannot be served without it."""
+        store = await self.store()
+        if store is not None:
+            return store
+        if not self.enabled:
+            where = f" in {self.config.path}" if self.config.path else ""
+            raise StreamhostError(f"{purpose} need the store, which is turned off ([store] enabled = false"
+                                  f"{where}); turn it on to use them")
+        raise StreamhostError(f"{purpose} need the store, which could not be opened: {self.failure}")
+
+    async def _open(self) -> Store | None:
+        try:
+            from ..store.database import open_store
+
+            self._store = await open_store(self.config.store)
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.error("the store could not be opened, calls go on unrecorded: %s", self.failure)
+            return None
+        return self._store
+
+    async def aclose(self) -> None:
+        """Close the store if it was opened."""
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()

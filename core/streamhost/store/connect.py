@@ -1,0 +1,113 @@
+"""Where the store lives and how to reach it: a SQLite file (the default) or a PostgreSQL URL.
+
+SQLite gets two engines: one writer connection whose transactions start with ``BEGIN IMMEDIATE`` (so a
+write never has to upgrade a read lock, the case ``busy_timeout`` cannot wait out and reports as
+``database is locked``) and a small pool of readers (WAL lets them read while the writer writes).
+PostgreSQL gets one pooled engine for both: its writers do not block one another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from streamhost.store.records import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's write to end before giving up."""
+
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved store location: the SQLAlchemy URL, the SQLite file (None for a server) and a safe label."""
+
+    url: URL
+    path: Path | None
+    label: str
+
+
+def default_path() -> Path:
+    """``streamhost.db`` in the platform's user data directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("streamhost")) / "streamhost.db"
+
+
+def resolve(location: str | None) -> Target:
+    """Turn ``[store] path``/``url``/``$STREAMHOST_STORE`` (a path or URL; None: the default file) into a target."""
+    if not location:
+        path = default_path()
+    elif "://" not in location:
+        path = Path(location).expanduser().resolve()
+    else:
+        try:
+            url = make_url(location)
+        except ArgumentError as exc:
+            raise StoreError(f"The store URL is not valid ({exc}): check [store] url or STREAMHOST_STORE.") from None
+        label = url.render_as_string(hide_password=True)
+        if url.drivername in _POSTGRES_SCHEMES:
+            driver = "postgresql+psycopg" if url.drivername == "postgresql+psycopg" else "postgresql+asyncpg"
+            return Target(url.set(drivername=driver), None, label)
+        if url.drivername not in ("sqlite", "sqlite+aiosqlite"):
+            raise StoreError(f"The store URL {label} names a database streamhost does not support: use a SQLite "
+                             "path, sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB.")
+        if not url.database or url.database == ":memory:":
+            raise StoreError(f"The store URL {label} names no file: an in-memory SQLite database would forget "
+                             "everything at exit; give a path (sqlite:///PATH).")
+        path = Path(url.database).expanduser().resolve()
+    return Target(URL.create("sqlite+aiosqlite", database=str(path)), path, str(path))
+
+
+def create_file(path: Path) -> None:
+    """Create the SQLite file user-only (0600), and its directory 0700 when it does not exist yet."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise StoreError(f"Cannot create the store {path} ({exc.strerror}): set [store] path or STREAMHOST_STORE "
+                         "to a writable place, or [store] enabled = false.") from None
+
+
+def _sqlite_engine(url: URL, *, begin: str, pool_size: int, reset: bool) -> AsyncEngine:
+    # The writer always ends its transactions itself (``engine.begin()``): no rollback round trip on return.
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0,
+                                 pool_reset_on_return="rollback" if reset else None)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are ours to begin (below), not the sqlite3 module's, which would begin them deferred.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL loses nothing when the process dies (kill -9), only on a power cut.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def engines(target: Target) -> tuple[AsyncEngine, AsyncEngine]:
+    """The (writer, reader) engines for ``target``; the same engine twice for PostgreSQL."""
+    if target.path is not None:
+        return (_sqlite_engine(target.url, begin="BEGIN IMMEDIATE", pool_size=1, reset=False),
+                _sqlite_engine(target.url, begin="BEGIN", pool_size=4, reset=True))
+    try:
+        engine = create_async_engine(target.url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreError(f"The store {target.label} needs the PostgreSQL driver {exc.name}: "
+                         "pip install 'streamhost[postgres]'.") from None
+    return engine, engine

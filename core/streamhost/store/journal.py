@@ -1,0 +1,154 @@
+"""The journal: a run's text teed into the store while it streams, in batches, off the stream's path.
+
+``wrap`` puts a sink in front of the caller's: each update goes on at once, and text deltas are also kept
+in memory; a background task writes what was kept every ``interval_s`` (and heartbeats the run every
+``heartbeat_s``), so the stream never waits for the database. A process killed mid-run loses at most the
+text of the last interval; ``finish`` writes the rest in the same transaction that marks the run ended, so a
+completed run always has its whole answer. This module imports no database library: it only calls the
+store's methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamhost.events import Sink, Update
+    from streamhost.store.database import Store
+    from streamhost.store.records import RunEnd, RunStart
+
+log = logging.getLogger(__name__)
+_finishing: set[asyncio.Task[None]] = set()  # finishes outliving a cancelled caller: kept from the collector
+
+
+class Journal:
+    """Tees one run's text into the store while it streams; ``finish`` ends the run.
+
+    With ``start``, the journal records the run itself, in the background: the call need not wait for the
+    database before it sends its request (``create_run`` takes a few ms; a first token can come sooner).
+    """
+
+    def __init__(self, store: Store, run_id: str, *, interval_s: float = 0.5, heartbeat_s: float = 10,
+                 start: RunStart | None = None) -> None:
+        self._store = store
+        self.run_id = run_id
+        self._run_start = start
+        self._interval_s = interval_s
+        self._heartbeat_s = heartbeat_s
+        self._pieces: list[tuple[int, list[str]]] = []  # unwritten text: (offset, parts), contiguous parts joined
+        self._end = -1  # where the last kept piece ends (-1: none kept yet)
+        self._chars = 0  # the answer's length so far, counted even when no text is kept
+        self._keep_text = store.keep_text
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._warned = False
+
+    def wrap(self, sink: Sink) -> Sink:
+        """A sink that forwards every update to ``sink`` unchanged and keeps the text deltas for the store."""
+        self._start()
+        return _JournalingSink(self, sink)
+
+    def keep(self, update: Update) -> None:
+        """Keep a text update's delta for the next write (anything else is ignored)."""
+        if update.kind != "text" or not update.delta:
+            return
+        self._chars = max(self._chars, update.offset + len(update.delta))
+        if not self._keep_text:
+            return
+        if self._pieces and update.offset == self._end:
+            self._pieces[-1][1].append(update.delta)
+        else:
+            self._pieces.append((update.offset, [update.delta]))
+        self._end = update.offset + len(update.delta)
+        if self._task is None:
+            self._start()
+
+    def _start(self) -> None:
+        if self._task is None:
+            try:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            except RuntimeError:
+                return  # no loop yet (wrapped outside one): starts with the first update
+
+    async def _run(self) -> None:
+        if self._run_start is not None:
+            try:
+                await self._store.create_run(self._run_start)
+            except Exception as exc:
+                log.error("run %s: cannot record it in the store (%s)", self.run_id, exc)
+        beat_at = time.monotonic() + self._heartbeat_s
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+            except asyncio.TimeoutError:
+                pass
+            if self._pieces:
+                await self._flush()
+            if time.monotonic() >= beat_at:
+                try:
+                    await self._store.heartbeat([self.run_id])
+                    beat_at = time.monotonic() + self._heartbeat_s
+                except Exception as exc:
+                    self._warn(exc)
+
+    async def _flush(self) -> None:
+        """Write the kept text; on failure keep it for the next try."""
+        pieces, self._pieces = self._pieces, []
+        for i, (offset, parts) in enumerate(pieces):
+            try:
+                await self._store.append_text(self.run_id, offset, "".join(parts))
+            except Exception as exc:
+                self._warn(exc)
+                # Back in front of what came meanwhile; a retried chunk that grew replaces the old one.
+                self._pieces[:0] = pieces[i:]
+                return
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("run %s: cannot journal its text (%s); retrying while it streams", self.run_id, exc)
+
+    async def finish(self, end: RunEnd) -> None:
+        """Write the text left, then record how the run ended; completes even when the caller is cancelled.
+
+        A store failure is logged, not raised: the answer itself has reached the caller.
+        """
+        task = asyncio.get_running_loop().create_task(self._finish(end))
+        _finishing.add(task)
+        task.add_done_callback(_finishing.discard)
+        await asyncio.shield(task)
+
+    async def _finish(self, end: RunEnd) -> None:
+        self._stop.set()
+        self._start()  # a journal never wrapped still records its run (``start``) before ending it
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)  # ends after the write it is doing
+        if end.chars is None:
+            end = dataclasses.replace(end, chars=self._chars)
+        for attempt in (1, 2):
+            # The text left and the end in one transaction: one write instead of two, on the caller's way out.
+            text = [(offset, "".join(parts)) for offset, parts in self._pieces]
+            try:
+                await self._store.finish_run(self.run_id, end, text=text)
+                return
+            except Exception as exc:
+                if attempt == 2:
+                    log.error("run %s: cannot record its end in the store (%s)", self.run_id, exc)
+                else:
+                    await asyncio.sleep(0.1)
+
+
+class _JournalingSink:
+    """Forwards updates to the caller's sink and hands text deltas to the journal."""
+
+    def __init__(self, journal: Journal, sink: Sink) -> None:
+        self._journal = journal
+        self._sink = sink
+
+    async def send(self, update: Update) -> None:
+        self._journal.keep(update)
+        await self._sink.send(update)

@@ -1,0 +1,97 @@
+"""Runs over MCP: every call is recorded as it streams, and a server killed mid-answer leaves the run marked
+interrupted with the text it had journaled."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from streamhost.testing import Script, streamhost_executable
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE_S = 60
+
+
+def _send(proc: subprocess.Popen, message: dict) -> None:
+    proc.stdin.write((json.dumps(message) + "\n").encode())
+    proc.stdin.flush()
+
+
+def _read_until(proc: subprocess.Popen, wanted, deadline: float) -> list[dict]:
+    seen = []
+    buffer = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            seen.append(json.loads(line))
+            if wanted(seen):
+                return seen
+    raise AssertionError(f"the server did not send what was expected in time; got {seen[-3:]}")
+
+
+def _cli(home, *args: str) -> dict | list:
+    done = subprocess.run([streamhost_executable(), *args, "--json"], env=home.env, capture_output=True,
+                          text=True, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_killed_server_leaves_an_interrupted_run_with_its_text(llm, home):
+    # A long answer: 400 tokens at 20/s is 20 s; the server is killed once some of it has streamed.
+    llm.script("long", Script(tokens=[f"w{i} " for i in range(400)], rate=20))
+    proc = subprocess.Popen([streamhost_executable(), "serve"], env=home.env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        _send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        _read_until(proc, lambda seen: any(m.get("id") == 1 for m in seen), deadline)
+        _send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "generate", "arguments": {"prompt": "talk", "model": "openai/long"},
+            "_meta": {"progressToken": "p"}}})
+        # Wait for text that the journal has had time to write (it flushes every 0.5 s): text past w40 is 2 s in.
+        _read_until(proc, lambda seen: any("w40 " in json.dumps(m) for m in seen), deadline)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    runs = _cli(home, "runs", "list")["runs"]
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert run["status"] == "interrupted" and run["model"] == "openai/long"
+    shown = _cli(home, "runs", "show", run["id"])
+    text = shown["text"]
+    assert text.startswith("w0 w1 w2 "), text[:80]
+    assert "w40 " in text, "the text up to the last flush before the kill is kept"
+    assert "w399" not in text
+    words = text.split()
+    assert words == [f"w{i}" for i in range(len(words))], "no text lost, repeated or out of order"
+
+
+async def test_each_call_is_a_run_with_usage_and_text(llm, home, mcp_serve):
+    llm.script("m", Script(tokens=["alpha ", "beta"], usage=(11, 2)))
+    async with mcp_serve(home.env) as served:
+        result = await served.session.call_tool("generate", {"prompt": "p", "model": "openai/m"})
+    run_id = result.meta["streamhost/run"]
+    shown = _cli(home, "runs", "show", run_id)
+    assert shown["status"] == "completed" and shown["model"] == "openai/m"
+    assert shown["input_tokens"] == 11 and shown["output_tokens"] == 2 and not shown["usage_estimated"]
+    assert shown["text"] == "alpha beta"
+    assert oct(home.store.stat().st_mode & 0o777) == "0o600"
