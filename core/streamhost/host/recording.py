@@ -69,10 +69,11 @@ class Recorder:
                                   "to true to use threads")
         if value == NEW_THREAD:
             return Thread(new_id("thread"), created=False)
-        if await store.thread(value) is None:
+        # One read: the host creates a thread with its first turns, so a thread without turns is no thread.
+        turns = await store.turns(value)
+        if not turns:
             raise InvalidArgumentError(f'unknown thread {value!r}: give "new" to start one, or an id from an '
                                        "earlier result's streamhost/thread (`streamhost threads list` shows them)")
-        turns = await store.turns(value)
         return Thread(value, tuple(Message(turn.role, turn.content) for turn in turns))
 
     async def add_turns(self, thread: Thread, prompt: str, generation: Generation, run_id: str | None) -> None:

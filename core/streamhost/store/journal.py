@@ -76,6 +76,12 @@ class Journal:
 
     async def _run(self) -> None:
         if self._run_start is not None:
+            # Recorded once the call is under way (or has ended): its upstream request and first text never
+            # queue behind this write, whose statement building runs on the event loop (~1.5 ms).
+            try:
+                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+            except asyncio.TimeoutError:
+                pass
             try:
                 await self._store.create_run(self._run_start)
             except Exception as exc:
