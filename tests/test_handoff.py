@@ -90,7 +90,9 @@ async def test_wait_can_cancel_the_run_and_its_upstream(llm, home, mcp_serve):
         again = await served.call("wait", {"run": run})
     assert not stopped.is_error, stopped.text
     assert stopped.meta["streamhost/status"] == "cancelled"
-    assert stopped.text.startswith(_note_free(first.text)) and "w2 " in stopped.text
+    # What the run wrote: at least what the first result gave (text still held by the relay when the cancel came
+    # was never sent, so the exact amount depends on timing).
+    assert stopped.text.startswith(_note_free(first.text))
     assert "w2999" not in stopped.text
     (record,) = [r for r in llm.requests if r.api == "chat"]
     assert record.disconnected and record.tokens_sent < 3000, "the upstream request was closed"
