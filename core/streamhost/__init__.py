@@ -24,7 +24,7 @@ from .errors import (
     error_for_status,
     retry_after_seconds,
 )
-from .events import Event, Sink, Status, TextDelta, Update, Usage, close_stream
+from .events import Checkpoint, Event, Sink, Status, TextDelta, Update, Usage, close_stream
 from .fetchers import FORMATS, Document, Fetcher, FetchEvent, FetchRequest
 from .hookspecs import hookimpl
 from .options import CheckedOptions, Option, check_options
@@ -54,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
     "CallFailed",
+    "Checkpoint",
     "CheckedOptions",
     "ConfigError",
     "Document",

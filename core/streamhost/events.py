@@ -45,7 +45,19 @@ class Status:
     message: str
 
 
-Event = TextDelta | Usage | Status
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where the upstream could pick this stream up again: everything yielded before it is covered.
+
+    ``state`` is the provider's own opaque string (e.g. a background response's id and the number of its last
+    event). The host keeps the newest one with the run, next to the text it covers, and after a restart hands it
+    back to :meth:`Provider.resume`, which yields what came after. Yield one only when it can be resumed from.
+    """
+
+    state: str
+
+
+Event = TextDelta | Usage | Status | Checkpoint
 """What a provider's stream yields."""
 
 

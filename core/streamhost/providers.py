@@ -90,6 +90,9 @@ class Provider:
     supports_history: ClassVar[bool] = False
     """Whether ``stream`` sends ``GenerationRequest.history`` as earlier messages (``request.messages()`` does it).
     False: the host writes a thread's earlier turns into ``prompt`` instead, so any provider can continue a thread."""
+    supports_resume: ClassVar[bool] = False
+    """Whether ``resume`` works: the provider yields :class:`Checkpoint` events on streams that can be picked up
+    again (e.g. OpenAI background responses), and ``resume`` continues one after a restart."""
     declared_options: ClassVar[tuple[Option, ...] | None] = None
     """The options of ``[providers.NAME]``: the host checks the table against them (a key not declared is
     an error) and ``options`` holds them, defaults filled in. None: the table reaches ``configure`` unchecked."""
@@ -184,3 +187,17 @@ class Provider:
     def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         """Yield events for one call. Must close the upstream request when closed or cancelled."""
         raise NotImplementedError(f"provider {self.name!r} does not implement stream()")
+
+    def resume(self, model: str, checkpoint: str) -> AsyncIterator[Event]:
+        """Yield what a stream yielded after ``checkpoint`` (the ``state`` of a :class:`Checkpoint` it yielded):
+        the text not covered by it, then the rest as ``stream`` would, ending the same way. ``model`` is the
+        provider's model name. Optional: set ``supports_resume`` when implemented."""
+        raise NotImplementedError(f"provider {self.name!r} cannot resume a stream")
+
+    async def cancel_upstream(self, model: str, checkpoint: str) -> None:
+        """Stop the upstream work behind ``checkpoint`` for good (the user cancelled the run).
+
+        Closing a stream only drops the connection; for work that goes on without one (a background response),
+        the host calls this when a user cancels, never when the host itself stops (that run is resumed later).
+        Optional: the default does nothing."""
+        return None

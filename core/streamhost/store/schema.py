@@ -34,6 +34,10 @@ runs = Table(
     Column("usage_estimated", Boolean, nullable=False),
     Column("cost_usd", Float),
     Column("owner_token", String(255)),
+    # revision 0003: where the upstream can resume this run (the provider's opaque checkpoint), and how much
+    # of the run's text that checkpoint covers
+    Column("checkpoint", Text),
+    Column("checkpoint_chars", Integer),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_status", "status"),
 )
@@ -65,6 +69,7 @@ threads = Table(
     Column("turns", Integer, nullable=False),
     Column("last_model", String(255)),
     Column("title", String(255), nullable=False),
+    Column("owner_token", String(255)),  # revision 0003
     Index("ix_threads_updated_at", "updated_at"),
 )
 
@@ -78,4 +83,16 @@ turns = Table(
     Column("model", String(255)),
     Column("run_id", String(32)),
     Column("at", Float, nullable=False),
+)
+
+tokens = Table(  # revision 0003: who may call the HTTP server; only a digest of each token is kept
+    "tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("models", Text),  # JSON list of model patterns; NULL: every model
+    Column("daily_usd", Float),
+    Column("per_minute", Integer),
 )
