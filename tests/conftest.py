@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from streamhost.testing import Home, LLMTestServer, ask_progress, make_home, serve
+from tests.pg_server import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL for any module)
 
 HERE = Path(__file__).parent
 TEST_KEY = "sk-test-9f8e7d6c5b4a"

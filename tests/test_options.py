@@ -177,8 +177,8 @@ def test_an_undeclared_key_of_a_model_table_is_a_warning_with_the_close_match(wr
     path, registry = write('[models."openai/o3"]\napy = "responses"\nstreming = false\n'
                            '[models."litellm/ollama/x"]\nnum_ctx = 8192\n')  # litellm passes other keys on
     assert registry.warnings == [f'{path}, line 2: unknown key models."openai/o3".apy (did you mean '
-                                 "models.\"openai/o3\".api?); known: api, context_window, price_in, price_out, "
-                                 "streaming"]
+                                 "models.\"openai/o3\".api?); known: api, background, context_window, price_in, "
+                                 "price_out, streaming, tools"]
     config = load_config(path)  # the near miss of the host's own key was flagged when the file was read
     assert [w for w in config.warnings if "streming" in w]
 

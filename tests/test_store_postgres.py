@@ -1,24 +1,15 @@
-"""The store on a real PostgreSQL server, started by the fixture from the machine's server binaries.
+"""The store on a real PostgreSQL server (``tests/pg_server.py``: skipped, with the reason, without one).
 
-Skipped, with the reason, when the binaries (``/usr/lib/postgresql/*/bin``, or ``$STREAMHOST_PG_BIN``) or the
-``asyncpg`` driver are missing. ``initdb`` refuses to run as root, so as root the server runs as ``nobody``.
 Each test gets a database of its own on the one server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,62 +21,6 @@ from streamhost.store.connect import engines, resolve
 from streamhost.store.database import Store
 
 pytestmark = pytest.mark.anyio
-START_S = 60
-
-
-def _pg_bin() -> Path | None:
-    if os.environ.get("STREAMHOST_PG_BIN"):
-        return Path(os.environ["STREAMHOST_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """A PostgreSQL server on loopback for this module; its URL without a database name."""
-    pytest.importorskip("asyncpg", reason="asyncpg (streamhost[postgres]) is not installed")
-    pg_bin = _pg_bin()
-    if pg_bin is None or not (pg_bin / "pg_ctl").exists():
-        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin or $STREAMHOST_PG_BIN)")
-    root = Path(tempfile.mkdtemp(prefix="streamhost-pg-"))  # not under pytest's tmp: root-only, nobody can't enter
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(root, nobody.pw_uid, nobody.pw_gid)
-        as_user = ["runuser", "-u", "nobody", "--"]
-    data, port = root / "data", _free_port()
-    subprocess.run([*as_user, str(pg_bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "streamhost",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True, timeout=START_S)
-    started = subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-                              "-t", str(START_S), "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"],
-                             capture_output=True, text=True, timeout=START_S + 10)
-    assert started.returncode == 0, started.stderr + (root / "log").read_text(errors="replace")
-    try:
-        yield f"postgresql://streamhost:not-needed@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=START_S)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-async def url(server: str) -> str:
-    """A new, empty database on the server."""
-    import asyncpg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return f"{server}/{name}"
 
 
 @pytest.fixture(autouse=True)
@@ -94,8 +29,8 @@ def _no_store_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def store(url: str) -> AsyncIterator[Store]:
-    opened = await open_store(StoreSettings(url=url))
+async def store(pg_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(StoreSettings(url=pg_url))
     yield opened
     await opened.close()
 
@@ -158,13 +93,13 @@ OPENER = ("import asyncio, sys\n"
           "asyncio.run(main())\n")
 
 
-async def test_replicas_starting_at_once_migrate_once(url: str) -> None:
+async def test_replicas_starting_at_once_migrate_once(pg_url: str) -> None:
     def opener() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", OPENER, url], capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-c", OPENER, pg_url], capture_output=True, text=True, timeout=120)
 
     results = await asyncio.gather(*(asyncio.to_thread(opener) for _ in range(3)))
     assert [r.returncode for r in results] == [0] * 3, [r.stderr[-2000:] for r in results]
-    writer, _ = engines(resolve(url))
+    writer, _ = engines(resolve(pg_url))
     try:
         async with writer.connect() as conn:
             assert await conn.run_sync(migrate.current) == migrate.HEAD
@@ -172,10 +107,10 @@ async def test_replicas_starting_at_once_migrate_once(url: str) -> None:
         await writer.dispose()
 
 
-async def test_an_old_store_upgrades_on_postgresql(url: str) -> None:
+async def test_an_old_store_upgrades_on_postgresql(pg_url: str) -> None:
     from sqlalchemy import text
 
-    writer, _ = engines(resolve(url))
+    writer, _ = engines(resolve(pg_url))
     try:
         await migrate.upgrade(writer, "0001")
         async with writer.begin() as conn:
@@ -186,7 +121,7 @@ async def test_an_old_store_upgrades_on_postgresql(url: str) -> None:
             await conn.execute(text("INSERT INTO run_text (run_id, pos, text) VALUES ('r_old', 0, 'old')"))
     finally:
         await writer.dispose()
-    store = await open_store(StoreSettings(url=url))
+    store = await open_store(StoreSettings(url=pg_url))
     try:
         record = await store.run("r_old")
         assert record is not None and (record.status, record.usage_estimated, record.files) == ("completed", False, [])
@@ -195,20 +130,20 @@ async def test_an_old_store_upgrades_on_postgresql(url: str) -> None:
         await store.close()
 
 
-async def test_a_dead_replicas_runs_are_interrupted_by_a_survivor(store: Store, url: str) -> None:
+async def test_a_dead_replicas_runs_are_interrupted_by_a_survivor(store: Store, pg_url: str) -> None:
     from sqlalchemy import text
 
     silent, busy = new_id("run"), new_id("run")
     for run_id in (silent, busy):
         await store.create_run(RunStart(id=run_id, tool="generate", model="openai/a"))
-    writer, _ = engines(resolve(url))
+    writer, _ = engines(resolve(pg_url))
     try:
         async with writer.begin() as conn:  # both owned by a replica on another machine; one stopped beating
             await conn.execute(text("UPDATE runs SET process = 'other-host:4242:1'"))
             await conn.execute(text("UPDATE runs SET heartbeat_at = heartbeat_at - 600 WHERE id = :id"), {"id": silent})
     finally:
         await writer.dispose()
-    survivor = await open_store(StoreSettings(url=url))
+    survivor = await open_store(StoreSettings(url=pg_url))
     try:
         assert (await survivor.run(silent)).status == "interrupted"  # type: ignore[union-attr]
         assert (await survivor.run(busy)).status == "running"  # type: ignore[union-attr]

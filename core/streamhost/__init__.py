@@ -42,6 +42,7 @@ from .services import (
     Summaries,
 )
 from .tools import Tool, ToolAnnotations, ToolResult
+from .upstreams import upstream_socket
 
 __version__ = "0.1.0"
 
@@ -54,8 +55,8 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceededError",
     "CallFailed",
-    "Checkpoint",
     "CheckedOptions",
+    "Checkpoint",
     "ConfigError",
     "Document",
     "Event",
@@ -101,4 +102,5 @@ __all__ = [
     "error_for_status",
     "hookimpl",
     "retry_after_seconds",
+    "upstream_socket",
 ]

@@ -12,10 +12,10 @@ import sys
 
 from .. import __version__
 from ..errors import StreamhostError
-from . import config, installer, models, plugins, runs, scaffold, serve, threads, usage, web
+from . import config, installer, models, plugins, runs, scaffold, serve, threads, tokens, usage, web
 from .common import setup_logging
 
-GROUPS = (serve, plugins, models, config, scaffold, installer, web, runs, threads, usage)
+GROUPS = (serve, plugins, models, config, scaffold, installer, web, runs, threads, usage, tokens)
 """The command groups, in the order ``--help`` lists their commands; each has ``add_commands(sub)``."""
 
 

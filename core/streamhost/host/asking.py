@@ -12,11 +12,12 @@ from ..errors import InvalidArgumentError, StreamhostError
 from ..events import Sink, Update
 from ..services import Generation, Summaries
 from ..store.records import FileRecord, RunEnd
+from .callers import CALLER, admit
 from .context_files import context_block, gather_files
 from .engine import Engine, GenerateArgs, Prepared
 from .handoff import LiveRun
 from .pricing import check_budget, price_of, usage_figures
-from .recording import Recorder
+from .recording import OPENING, Recorder
 from .waiting import Waiting
 
 Roots = Callable[[], Awaitable[list[Path]]]
@@ -54,6 +55,7 @@ class Asking:
         limit = self.engine.config.limits.daily_usd
         if limit is not None:
             await check_budget(limit, self.recorder.spent_since, where=self.engine.config.locate("limits.daily_usd"))
+        await admit(prepared.resolved.id, self.recorder.spent_by)
 
         async def complete(into: Sink, live: LiveRun | None = None) -> Generation:
             async with self.recorder.run("generate", prepared.resolved.id, into, prompt=prompt, thread=thread,
@@ -67,13 +69,18 @@ class Asking:
             generation.run, generation.thread = run.id, thread.id if thread else None
             return generation
 
-        if handoff_s <= 0 or not self.engine.memory.enabled:
-            return await complete(sink)
+        if handoff_s <= 0 or not self.engine.memory.enabled or OPENING.get() is not None:
+            return await complete(sink)  # a task (OPENING) is followed to its end by its own runtime
         live = LiveRun(sink)
         live.placeholder = Generation(text="", usage=None, ttft_ms=None, duration_ms=0.0, model=prepared.resolved.id,
                                       thread=thread.id if thread else None)
         live.task = asyncio.ensure_future(complete(live, live))
         return await self.waiting.follow(live, live.placeholder, handoff_s, owned=True)
+
+    async def admit(self, model: str | None) -> None:
+        """Hold an HTTP caller to its token's models, budget and rate before a call of ``model`` (host/callers.py)."""
+        if CALLER.get() is not None:
+            await admit(self.engine.catalog.resolve(model).id, self.recorder.spent_by)
 
     def end_of(self, prepared: Prepared, generation: Generation) -> RunEnd:
         """A completed run's record: timings, tokens (estimated when the provider reported none) and cost."""

@@ -27,7 +27,7 @@ SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|apikey|key|token|secret|password|
 URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 HOST_KEYS: dict[str, tuple[str, ...]] = {
     "": ("default_model", "aliases", "streaming", "limits", "models", "providers", "fetch", "summarize", "plugins",
-         "metrics", "store", "context"),
+         "metrics", "store", "context", "http"),
     "streaming": ("enabled", "coalesce_ms", "chunk_delay_ms", "heartbeat_s", "message"),
     "limits": ("deadline_s", "max_retries", "retry_max_wait_s", "daily_usd", "handoff_s"),
     "summarize": ("model", "concurrency", "map_concurrency", "max_input_tokens", "max_input_tokens_per_model"),
@@ -35,6 +35,7 @@ HOST_KEYS: dict[str, tuple[str, ...]] = {
     "metrics": ("enabled", "path"),
     "store": ("enabled", "path", "url", "keep_text", "keep_days"),
     "context": ("roots", "allow", "max_files", "max_file_kb", "max_total_kb"),
+    "http": ("host", "port", "workers", "allowed_hosts", "allowed_origins", "roots", "loopback_without_token"),
     'models."NAME"': ("streaming", "price_in", "price_out", "context_window"),
 }
 """The keys the host reads itself, per table (``""``: the top level). ``[aliases]`` maps any name; the keys of
@@ -107,6 +108,29 @@ class ContextSettings:
     max_total_kb: int = 2048
 
 
+HTTP_PORT = 8707
+"""``streamhost serve --http`` listens here unless ``--port`` or ``[http] port`` says otherwise."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """``streamhost serve --http`` (``[http]``): where it listens and whom it answers; flags win over these."""
+
+    host: str = "127.0.0.1"
+    port: int = HTTP_PORT
+    workers: int = 1
+    """Processes sharing the port (each its own engine; they share the store)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` headers answered besides loopback and the listening host (DNS-rebinding protection): the name
+    clients use, e.g. behind a proxy; ``"name:*"`` allows any port; ``["*"]`` turns the check off."""
+    allowed_origins: tuple[str, ...] = ()
+    """Browser ``Origin`` headers answered besides loopback ones (requests without an Origin always are)."""
+    roots: tuple[str, ...] = ()
+    """Directories ``files`` may be read from over HTTP; empty: local files as context are off over HTTP."""
+    loopback_without_token: bool = False
+    """Whether callers on loopback may call without a bearer token."""
+
+
 @dataclass(frozen=True)
 class SummarizeSettings:
     """How ``summarize_urls`` works: pages fetched at once, model budget, parts summarized at once."""
@@ -145,6 +169,7 @@ class Config:
     metrics_path: str | None = None
     store: StoreSettings = field(default_factory=StoreSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = field(default="", repr=False)
@@ -255,6 +280,8 @@ class _Reader:
         self._unknown("store", store)
         context = self._table(data, "context")
         self._unknown("context", context)
+        http = self._table(data, "http")
+        self._unknown("http", http)
         # [fetch], [providers.NAME] and the provider's keys of [models."NAME"] belong to the plugins: they are
         # checked against what each plugin declares when it loads (plugin_options.py).
         fetch = self._table(data, "fetch")
@@ -322,6 +349,15 @@ class _Reader:
             max_files=self._whole(context, "context", "max_files", 50, minimum=1),
             max_file_kb=self._whole(context, "context", "max_file_kb", 512, minimum=1),
             max_total_kb=self._whole(context, "context", "max_total_kb", 2048, minimum=1),
+        )
+        config.http = HttpSettings(
+            host=self._get(http, "http", "host", str, "127.0.0.1"),
+            port=self._whole(http, "http", "port", HTTP_PORT, minimum=1),
+            workers=self._whole(http, "http", "workers", 1, minimum=1),
+            allowed_hosts=tuple(self._strings(http, "http", "allowed_hosts")),
+            allowed_origins=tuple(self._strings(http, "http", "allowed_origins")),
+            roots=tuple(self._strings(http, "http", "roots")),
+            loopback_without_token=self._get(http, "http", "loopback_without_token", bool, False),
         )
         config.warnings = self.warnings
         config.raw = data

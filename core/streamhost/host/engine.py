@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from ..errors import CallFailed, InvalidArgumentError, OutputValidationError, StreamhostError
 from ..events import Sink, Update
 from ..fetchers import Fetcher
@@ -19,6 +21,7 @@ from ..providers import GenerationRequest, Message, Provider
 from ..services import Generation
 from .arguments import number_problem
 from .catalog import Catalog, Resolved
+from .checkpoints import Resumable, current
 from .config import Config, load_config
 from .history import fit_history, fold_history
 from .loading import Registry, load_plugins
@@ -31,6 +34,8 @@ from .scrub import watch
 
 log = logging.getLogger("streamhost.engine")
 WARM_IDLE_POLL_S = 0.2
+CANCEL_UPSTREAM_S = 10
+"""How long cancelling a run's upstream work (``Provider.cancel_upstream``) may take before it is given up."""
 _calls = itertools.count(1)
 
 
@@ -68,6 +73,11 @@ class Engine:
         path = Path(config.metrics_path).expanduser() if config.metrics_path else default_metrics_path()
         self.metrics = Metrics(path, enabled=config.metrics_enabled)
         self.memory = Memory(config)
+        self.stopping: Callable[[], bool] = lambda: False
+        """Whether the host is stopping (a face sets it): a call cancelled then is left for a later start to
+        resume (``Provider.resume``), not cancelled upstream as a user's cancel is."""
+        self._resumed: asyncio.Future[None] | None = None  # the first resumption pass, once started
+        self.memory.resume = self.resume_interrupted  # a ``wait`` right after a restart finds the run going again
 
     @classmethod
     def from_environment(cls, extra_plugins: list[tuple[str, object]] | None = None) -> Engine:
@@ -79,7 +89,9 @@ class Engine:
                            loop: asyncio.AbstractEventLoop | None = None) -> threading.Thread:
         """Import the plugins' heavy SDKs in a daemon thread so the first call does not pay for it.
 
-        With ``loop``, the store is then opened on it (its connections belong to the loop that serves the calls).
+        With ``loop`` (the serving face's), the store is then opened on it (its connections belong to the loop that
+        serves the calls) and the runs a stopped host left are resumed (:meth:`resume_interrupted`); a ``wait``
+        that comes first starts that itself.
 
         The default model's provider goes first: the first call most likely needs it. With ``idle``,
         each of the others waits until ``idle()`` is true (no call running): an import holds the GIL
@@ -109,14 +121,35 @@ class Engine:
                     log.warning("importing the store's libraries failed: %r", exc)
                 else:
                     if loop is not None and not loop.is_closed():
-                        asyncio.run_coroutine_threadsafe(self.memory.store(), loop)
+                        asyncio.run_coroutine_threadsafe(self.resume_interrupted(), loop)
 
         thread = threading.Thread(target=warm, name="streamhost-warmup", daemon=True)
         thread.start()
         return thread
 
+    async def resume_interrupted(self) -> None:
+        """Open the store and take over the runs a stopped host left with a checkpoint; they go on in the background.
+
+        Once per engine (later calls wait for the first). The serving face's warm-up starts it, and so does the first
+        ``wait``; a command that only reads the store resumes nothing. Failures are logged: the runs stay interrupted.
+        """
+        if self._resumed is None:
+            self._resumed = asyncio.ensure_future(self._resume())
+        await asyncio.shield(self._resumed)
+
+    async def _resume(self) -> None:
+        try:
+            store = await self.memory.store()
+            if store is not None and not self.stopping():
+                from .resuming import Resuming
+
+                await Resuming(self, store).start()
+        except Exception as exc:
+            log.error("resuming the interrupted runs failed: %s: %s", type(exc).__name__, exc)
+
     async def aclose(self) -> None:
         """Close the providers' connections and the store for the running event loop."""
+        self.stopping = lambda: True  # what still runs is cut short by the host, not by a user: left to resume
         try:
             await self.memory.aclose()
         except Exception as exc:
@@ -193,9 +226,11 @@ class Engine:
               resolved.provider.key_variable_for(resolved.name))
         streaming = self.config.streaming_for(resolved.id) and request.output_schema is None
         fields = {"call": next(_calls), "model": resolved.id, "provider": resolved.provider.name}
+        resumable = current() or Resumable()
         relay = Relay(
             self.relay_settings(resolved.id, streaming=streaming),
             on_first_token=lambda ttft_ms: self.metrics.record("first_token", **fields, ttft_ms=_ms(ttft_ms)),
+            on_checkpoint=resumable if resolved.provider.supports_resume else None,
         )
         self.metrics.record("start", **fields, streaming=streaming, structured=request.output_schema is not None)
         try:
@@ -209,6 +244,7 @@ class Engine:
                     raise CallFailed(exc, result) from exc
         except asyncio.CancelledError:
             self.metrics.record("cancelled", **fields)
+            await self.cancelled(resolved.provider, resolved.name, resumable)
             raise
         except CallFailed as failed:
             self._record_error(fields, failed.error, failed.result)
@@ -222,6 +258,22 @@ class Engine:
             text=result.text, model=resolved.id, usage=result.usage.as_dict() if result.usage else None,
             ttft_ms=result.ttft_ms, duration_ms=result.duration_ms, output=output,
         )
+
+    async def cancelled(self, provider: Provider, model: str, resumable: Resumable) -> None:
+        """A call was cancelled (its stream is closed). The host stopping marks it ``stopped`` (recorded interrupted;
+        with a checkpoint, resumed by a later start); a user's cancel of a call with a checkpoint stops its upstream
+        work too (``Provider.cancel_upstream``)."""
+        if self.stopping():
+            resumable.stopped = True
+            return
+        if resumable.state is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_UPSTREAM_S):
+            try:
+                await provider.cancel_upstream(model, resumable.state)
+            except Exception as exc:  # the cancel itself stands: the user asked for it
+                log.warning("%s/%s: cancelling the upstream work failed: %s: %s", provider.name, model,
+                            type(exc).__name__, exc)
 
     def _record_error(self, fields: dict[str, Any], error: Exception, result: RelayResult) -> None:
         self.metrics.record(

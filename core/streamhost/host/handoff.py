@@ -34,13 +34,14 @@ def handoff_time(configured: float | None, client: str | None) -> float:
 class LiveRun:
     """A running call's text and its current follower; a :class:`Sink` (the call streams into it)."""
 
-    def __init__(self, follower: Sink | None) -> None:
+    def __init__(self, follower: Sink | None, text: str = "") -> None:
+        """:param text: the run's text before this call's (a run resumed after a restart: what the store held)."""
         self.id: str | None = None
         self.task: asyncio.Task[Any] | None = None
         self.placeholder: Any = None
         """The result a hand-off fills in (the call's model and thread, no text yet)."""
-        self._parts: list[str] = []
-        self._length = 0
+        self._parts: list[str] = [text] if text else []
+        self._length = len(text)
         self._follower = follower
         self._given = 0
         self._handed = 0
@@ -83,6 +84,15 @@ class LiveRun:
             self._follower = None
             piece, self._handed = self.text[self._handed:self._given], self._given
             return piece
+
+    @property
+    def handed(self) -> int:
+        """How many characters of the text callers have been given up to the last hand-off."""
+        return self._handed
+
+    def catch_up(self, given: int) -> None:
+        """Count the first ``given`` characters as given (a caller in another process was handed them)."""
+        self._given, self._handed = max(self._given, given), max(self._handed, given)
 
     async def follow(self, follower: Sink) -> None:
         """Make ``follower`` the one updates go to, after sending it the text since the last hand-off."""

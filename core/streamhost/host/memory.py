@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ..errors import StreamhostError
 from .config import Config
+from .handoff import LiveRuns
+from .sweeping import Sweeper
 
 if TYPE_CHECKING:
     from ..store.database import Store
@@ -28,6 +31,13 @@ class Memory:
         self._opening: asyncio.Future[Store | None] | None = None
         self.failure: str | None = None
         """Why the store could not be opened, once it failed."""
+        self.sweeper = Sweeper()
+        """Marks a dead replica's runs interrupted while this process runs; ``sweeper.listen`` hears of them."""
+        self.live = LiveRuns()
+        """The runs going on in this process past their request (handed off, or resumed after a restart)."""
+        self.resume: Callable[[], Awaitable[None]] | None = None
+        """Takes over the runs a stopped host left (set by the engine); ``wait`` calls it first, so right after a
+        restart a run is followed, not reported interrupted."""
 
     @property
     def enabled(self) -> bool:
@@ -72,10 +82,13 @@ class Memory:
             self.failure = f"{type(exc).__name__}: {exc}"
             log.error("the store could not be opened, calls go on unrecorded: %s", self.failure)
             return None
+        self.sweeper.start(self._store)
         return self._store
 
     async def aclose(self) -> None:
         """Close the store if it was opened."""
+        await self.live.cancel_all()  # before the store closes: each records how it ended
         store, self._store = self._store, None
+        await self.sweeper.stop()
         if store is not None:
             await store.close()

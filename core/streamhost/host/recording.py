@@ -7,10 +7,13 @@ With the store off (or failing to open) calls run as before, unrecorded; only th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,8 @@ from ..events import Sink
 from ..providers import Message
 from ..services import Generation
 from ..store.records import FileRecord, RunEnd, RunStart, Turn, new_id
+from .callers import owner, owns_thread
+from .checkpoints import tracking
 from .memory import Memory
 
 log = logging.getLogger("streamhost.runs")
@@ -28,6 +33,20 @@ MAX_THREAD_ID_CHARS = 64
 FINISH_TIMEOUT_S = 10
 """How long a cancelled call may take to write its run's end before it gives up on it."""
 NEW_THREAD = "new"
+STOPPED = "The host stopped before the run finished; it is resumed from its checkpoint when the server starts again."
+HOST_STOPPED = "The host stopped before the run finished; the text up to its last journal entry is kept."
+
+
+class Opening:
+    """A call whose run must be in the store before its caller answers (an MCP task): ``run_id`` resolves to the
+    run's id once the run is recorded. Such a call is followed to its end, never handed off."""
+
+    def __init__(self) -> None:
+        self.run_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+
+OPENING: ContextVar[Opening | None] = ContextVar("streamhost_opening", default=None)
+"""Set around a call started as a task; the first run the call records is the task's."""
 
 
 @dataclass
@@ -70,17 +89,18 @@ class Recorder:
         if value == NEW_THREAD:
             return Thread(new_id("thread"), created=False)
         # One read: the host creates a thread with its first turns, so a thread without turns is no thread.
-        turns = await store.turns(value)
-        if not turns:
+        turns = await store.history(value)
+        # Another token's thread is answered as if it did not exist: its id reveals nothing.
+        if not turns or not await owns_thread(store, value):
             raise InvalidArgumentError(f'unknown thread {value!r}: give "new" to start one, or an id from an '
                                        "earlier result's streamhost/thread (`streamhost threads list` shows them)")
-        return Thread(value, tuple(Message(turn.role, turn.content) for turn in turns))
+        return Thread(value, tuple(Message(role, content) for role, content in turns))
 
     async def add_turns(self, thread: Thread, prompt: str, generation: Generation, run_id: str | None) -> None:
         """Append the question and its answer to ``thread`` (created now if it is new)."""
         store = await self.memory.require("threads")
         if not thread.created:
-            await store.create_thread(thread.id)
+            await store.create_thread(thread.id, owner_token=owner())
             thread.created = True
         now = time.time()
         await store.append_turns(thread.id, [
@@ -92,6 +112,11 @@ class Recorder:
         """USD spent by the runs started since ``since`` (0 without a store)."""
         store = await self.memory.store()
         return 0.0 if store is None else await store.cost_since(since)
+
+    async def spent_by(self, token: str, since: float) -> float:
+        """USD spent by the token's runs started since ``since``; a token's budget needs the store."""
+        store = await self.memory.require("per-token budgets")
+        return await store.cost_since(since, owner_token=token)
 
     @asynccontextmanager
     async def run(self, tool: str, model: str | None, sink: Sink, *, prompt: str | None,
@@ -108,17 +133,30 @@ class Recorder:
         from ..store.journal import Journal
 
         run_id = new_id("run")
-        # The journal records the run's start in the background: the upstream request does not wait for the store.
-        journal = Journal(store, run_id, start=RunStart(
-            id=run_id, tool=tool, model=model, thread_id=thread.id if thread else None,
-            prompt=prompt if store.keep_text else None, files=list(files)))
+        start = RunStart(id=run_id, tool=tool, model=model, thread_id=thread.id if thread else None,
+                         prompt=prompt if store.keep_text else None, files=list(files), owner_token=owner())
+        opening = OPENING.get()
+        if opening is not None and not opening.run_id.done():
+            # A task is answered with this run's id: the run must be readable before that answer goes out.
+            await store.create_run(start)
+            journal = Journal(store, run_id)
+            opening.run_id.set_result(run_id)
+        else:
+            # The journal records the run's start in the background: the upstream request does not wait for it.
+            journal = Journal(store, run_id, start=start)
         scope = RunScope(run_id, journal.wrap(sink), files=files)
+        # A generate run's checkpoints go to its journal (one model call: a later start can resume it).
+        tracked = tracking(journal.checkpoint) if tool == "generate" else contextlib.nullcontext()
         try:
-            yield scope
+            with tracked as resumable:
+                yield scope
         except BaseException as exc:
             if isinstance(exc, CallFailed):
                 exc.metadata.setdefault("run", run_id)
-            await _finish(journal, _failed_end(exc, model))
+            end = _failed_end(exc, model)
+            if resumable is not None and resumable.stopped:  # the host stopped it, no user: a later start resumes it
+                end = dataclasses.replace(end, status="interrupted", error=STOPPED if resumable.state else HOST_STOPPED)
+            await _finish(journal, end)
             raise
         await _finish(journal, scope.end or RunEnd(status="completed", ttft_ms=None, duration_ms=None,
                                                    input_tokens=None, output_tokens=None, usage_estimated=False,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CallFailed, ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
-from ..events import Sink, Status, TextDelta, Update, Usage, close_stream
+from ..events import Checkpoint, Sink, Status, TextDelta, Update, Usage, close_stream
 from .lag import loop_lag
 from .scrub import repair, scrub
 from .sinks import Tail
@@ -107,6 +107,9 @@ class _State:
     last_sent: float = 0.0
     attempts: int = 0
     kept: list[Any] = field(default_factory=list)
+    checkpoint: str | None = None
+    """The newest checkpoint not yet passed on; it covers the text before ``pending[checkpoint_at]``."""
+    checkpoint_at: int = 0
 
     def result(self) -> RelayResult:
         now = time.monotonic()
@@ -121,14 +124,19 @@ class Relay:
     """Runs one call: ``await Relay(settings).run(open_stream, sink)``.
 
     ``blame`` turns an unexpected exception from the stream into the error the user reads (by default
-    a ProviderError calling it a bug in the provider plugin).
+    a ProviderError calling it a bug in the provider plugin). ``on_checkpoint(state, chars)`` takes the
+    stream's :class:`Checkpoint` events, no sink does: each is passed on with the text it covers (``chars``
+    characters), when that text goes out, so it is never ahead of the text a sink was sent. Without it they
+    are dropped.
     """
 
     def __init__(self, settings: RelaySettings, on_first_token: Callable[[float], None] | None = None,
-                 blame: Callable[[Exception], StreamhostError] | None = None) -> None:
+                 blame: Callable[[Exception], StreamhostError] | None = None,
+                 on_checkpoint: Callable[[str, int], None] | None = None) -> None:
         self.settings = settings
         self.on_first_token = on_first_token
         self.blame = blame
+        self.on_checkpoint = on_checkpoint
         self.gap = max(settings.coalesce_ms, settings.chunk_delay_ms) / 1000
 
     async def run(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink,
@@ -220,6 +228,8 @@ class Relay:
             now = time.monotonic()
             if state.pending and now >= state.text_due:
                 await self._flush(sink, state)
+            elif state.checkpoint is not None and not state.pending:  # it covers only text already out
+                self._pass_checkpoint(state)
             if now >= state.last_sent + self.settings.heartbeat_s:
                 await self._heartbeat(sink, state, now)
             if now >= deadline:
@@ -272,8 +282,14 @@ class Relay:
                 raise self._bad_event(f"a Status whose message is {type(event.message).__name__}, not str")
             await self._flush(sink, state)
             await self._status(sink, state, scrub(event.message))
+        elif isinstance(event, Checkpoint):
+            if type(event.state) is not str:
+                raise self._bad_event(f"a Checkpoint whose state is {type(event.state).__name__}, not str")
+            # Passed on at the next flush, with the text before it: one call per window, not per event.
+            state.checkpoint, state.checkpoint_at = event.state, len(state.pending)
         else:
-            raise self._bad_event(f"a {type(event).__name__} event, which is not a TextDelta, Usage or Status")
+            raise self._bad_event(f"a {type(event).__name__} event, which is not a TextDelta, Usage, Status "
+                                  "or Checkpoint")
 
     def _bad_event(self, what: str) -> ProviderError:
         return ProviderError(f"{self.settings.label}: its plugin sent {what} (a bug in the plugin; "
@@ -289,6 +305,8 @@ class Relay:
         return ProviderError(f"{label} failed: {type(error).__name__}: {error} (a bug in its provider plugin?)")
 
     async def _flush(self, sink: Sink, state: _State) -> None:
+        if state.checkpoint is not None:
+            self._pass_checkpoint(state)
         if not state.pending:
             return
         delta = "".join(state.pending)
@@ -302,6 +320,12 @@ class Relay:
         state.last_sent = now = time.monotonic()
         state.text_due = now + self.lag.window(self.gap, now)
         await self._send(sink, Update(kind="text", delta=delta, offset=offset, tail=state.tail.text))
+
+    def _pass_checkpoint(self, state: _State) -> None:
+        checkpoint, state.checkpoint = state.checkpoint, None
+        if self.on_checkpoint is not None and checkpoint is not None:
+            covered = state.length + sum(len(part) for part in state.pending[:state.checkpoint_at])
+            self.on_checkpoint(checkpoint, covered)
 
     async def _status(self, sink: Sink, state: _State, message: str) -> None:
         state.last_sent = time.monotonic()
@@ -403,7 +427,8 @@ async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) ->
     try:
         stream = open_stream()
         async for event in stream:
-            inbox.put(event, type(event) is not TextDelta)
+            # A checkpoint is not urgent either: it waits for the text it comes with.
+            inbox.put(event, type(event) is not TextDelta and type(event) is not Checkpoint)
         inbox.put(_END)
     except asyncio.CancelledError:
         inbox.put(_STOPPED)  # read only if the cancel came from outside (stoppable_upstreams)

@@ -21,6 +21,8 @@ from .calls import Calls
 from .client_roots import ClientRoots
 from .framing import describe
 from .progress import ProgressSink, progress_token
+from .tasks import Tasks
+from .tasks_wire import install as install_tasks
 from .tools import call_result, definition, error_result
 from .wire import StdioWire
 
@@ -36,18 +38,28 @@ WARMUP_FALLBACK_S = 2.0
 """Warm up this long after start even if the client has not asked anything yet."""
 
 
-def build_server(engine: Engine, startup_error: str | None = None, calls: Calls | None = None) -> Server[Any]:
+def build_server(engine: Engine, startup_error: str | None = None, calls: Calls | None = None,
+                 services: HostServices | None = None) -> Server[Any]:
     """The low-level MCP server for this engine's tools (the plugins' tools that can work with what loaded).
 
     With ``startup_error`` (a broken config file) the tools are listed but every call reports it.
-    ``calls`` lets the transport cancel a tool call the moment the client's cancel is read.
+    ``calls`` lets the transport cancel a tool call the moment the client's cancel is read. ``services``
+    with their own ``roots`` replace the one client's (the HTTP face: many callers, its own roots policy).
     """
-    services = HostServices(engine, model_initiated=True)
-    # One stdio server serves one client: its roots bound where generate's files may be read from.
-    roots = services.roots = ClientRoots()
+    services = services or HostServices(engine, model_initiated=True)
+    roots = ClientRoots()
+    if services.roots is None:
+        # One stdio server serves one client: its roots bound where generate's files may be read from.
+        services.roots = roots
     toolbox = Toolbox(engine.registry.tools.values(), services)
-    definitions = [definition(listed) for listed in toolbox.listed.values()]
+    tasks = Tasks(toolbox, engine.memory)
+    definitions = [definition(listed, tasks=startup_error is None and tasks.supports(name))
+                   for name, listed in toolbox.listed.items()]
     calls = calls if calls is not None else Calls()
+
+    def introduce(ctx: Any) -> None:
+        roots.seen(ctx.session)
+        services.client = services.client or client_name(ctx)
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=definitions)
@@ -55,8 +67,7 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         if startup_error is not None:
             return error_result(startup_error)
-        roots.seen(ctx.session)
-        services.client = services.client or client_name(ctx)
+        introduce(ctx)
         arguments = dict(params.arguments or {})
         total = toolbox.total(params.name, arguments) if params.name in toolbox.listed else None
         sink = ProgressSink(ctx.session, ctx.request_id, progress_token(ctx.meta),
@@ -70,6 +81,8 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
                                  on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(_name_invalid_params)
     server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots.changed)
+    if startup_error is None:
+        install_tasks(server, tasks, introduce)
     return server
 
 
@@ -122,6 +135,8 @@ async def serve_stdio(engine: Engine, fd_in: int, fd_out: int, startup_error: st
     server = build_server(engine, startup_error, calls)
     # Warming starts once the first answer is written: that answer never waits on an import.
     wire = StdioWire(fd_in, fd_out, calls, on_first_answer=warmup.start)
+    # Calls cancelled because the server stops are left to resume on the next start, not cancelled upstream.
+    engine.stopping = lambda: wire.stopping
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:

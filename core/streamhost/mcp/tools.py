@@ -13,14 +13,18 @@ META_PREFIX = "streamhost/"
 """A result's metadata keys are published under this prefix in its ``_meta``."""
 
 
-def definition(listed: Listed) -> types.Tool:
-    """What ``tools/list`` shows of a tool: no output schema (results are text; see ``call_result``)."""
+def definition(listed: Listed, *, tasks: bool = False) -> types.Tool:
+    """What ``tools/list`` shows of a tool: no output schema (results are text; see ``call_result``).
+
+    ``tasks``: a call may be a task (2025-11-25's ``execution.taskSupport``; 2026-07-28 lists no such field).
+    """
     hints = listed.tool.annotations
     annotations = types.ToolAnnotations(title=hints.title, read_only_hint=hints.read_only,
                                         destructive_hint=hints.destructive, idempotent_hint=hints.idempotent,
                                         open_world_hint=hints.open_world)
     return types.Tool(name=listed.tool.name, description=listed.description, input_schema=listed.input_schema,
-                      annotations=annotations)
+                      annotations=annotations,
+                      execution=types.ToolExecution(task_support="optional") if tasks else None)
 
 
 def meta_of(metadata: dict[str, Any]) -> dict[str, Any] | None:

@@ -90,6 +90,7 @@ class HostServices:
     async def summarize(self, urls: Any, sink: Sink, *, query: str | None = None,
                         model: str | None = None) -> Summaries:
         urls = check_urls(urls)
+        await self.asking.admit(model or self.summary_model())
         async with self.asking.recorder.run("summarize_urls", model or self.summary_model(), sink,
                                             prompt="\n".join([*urls, *([query] if query else [])])) as run:
             summaries = await self.summarizer.run(urls, run.sink, query=query, model=model)

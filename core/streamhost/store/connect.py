@@ -77,10 +77,10 @@ def create_file(path: Path) -> None:
                          "to a writable place, or [store] enabled = false.") from None
 
 
-def _sqlite_engine(url: URL, *, begin: str, pool_size: int, reset: bool) -> AsyncEngine:
-    # The writer always ends its transactions itself (``engine.begin()``): no rollback round trip on return.
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0,
-                                 pool_reset_on_return="rollback" if reset else None)
+def _sqlite_engine(url: URL, *, begin: str | None, pool_size: int) -> AsyncEngine:
+    # No rollback round trip when a connection returns to the pool: the writer always ends its transactions
+    # itself (``engine.begin()``), and a reader never opens one (below).
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -93,9 +93,10 @@ def _sqlite_engine(url: URL, *, begin: str, pool_size: int, reset: bool) -> Asyn
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
+    if begin is not None:
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql(begin)
 
     return engine
 
@@ -103,8 +104,11 @@ def _sqlite_engine(url: URL, *, begin: str, pool_size: int, reset: bool) -> Asyn
 def engines(target: Target) -> tuple[AsyncEngine, AsyncEngine]:
     """The (writer, reader) engines for ``target``; the same engine twice for PostgreSQL."""
     if target.path is not None:
-        return (_sqlite_engine(target.url, begin="BEGIN IMMEDIATE", pool_size=1, reset=False),
-                _sqlite_engine(target.url, begin="BEGIN", pool_size=4, reset=True))
+        # Readers run each query on its own, in autocommit (every store read is one statement, and SQLite reads
+        # one statement from one snapshot): no BEGIN and ROLLBACK around it, each a trip to aiosqlite's thread
+        # that costs more than a small query itself.
+        return (_sqlite_engine(target.url, begin="BEGIN IMMEDIATE", pool_size=1),
+                _sqlite_engine(target.url, begin=None, pool_size=4))
     try:
         engine = create_async_engine(target.url, pool_size=5, max_overflow=10, pool_pre_ping=True)
     except ModuleNotFoundError as exc:

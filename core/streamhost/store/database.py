@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from streamhost.store import migrate, recovery, schema, threads, usage
+from streamhost.store import migrate, recovery, schema, threads, tokens, usage
 from streamhost.store.connect import Target, create_file, engines, resolve
 from streamhost.store.records import (
     FileRecord,
@@ -31,11 +31,24 @@ from streamhost.store.records import (
     UsageKey,
     UsageRow,
 )
+from streamhost.store.tokens import TokenRecord
 
 if TYPE_CHECKING:
     from streamhost.host.config import StoreSettings
 
 _Chunk = tuple[str, int, str, "asyncio.Future[None]"]
+
+
+class Interrupted(NamedTuple):
+    """An interrupted run with a checkpoint: what resuming it needs."""
+
+    id: str
+    model: str | None
+    thread_id: str | None
+    prompt: str | None
+    checkpoint: str
+    checkpoint_chars: int
+    error: str | None
 
 
 class Store:
@@ -52,6 +65,8 @@ class Store:
         self._chunk_lock = asyncio.Lock()
         self._chunks: list[_Chunk] = []
         self._upsert_text = _upsert_text(writer.dialect.name)  # built once: the journal runs it twice a second
+        self.recovered: list[str] = []
+        """The runs ``open_store`` marked interrupted (a dead process's), for whoever resumes them."""
 
     @property
     def location(self) -> str:
@@ -130,9 +145,11 @@ class Store:
                 await conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.status == "running")
                                    .values(heartbeat_at=time.time()))
 
-    async def finish_run(self, run_id: str, end: RunEnd, *, text: Sequence[tuple[int, str]] = ()) -> None:
+    async def finish_run(self, run_id: str, end: RunEnd, *, text: Sequence[tuple[int, str]] = (),
+                         checkpoint: tuple[str, int] | None = None) -> None:
         """Record how the run ended, after its last text: ``text`` (offset, chunk) pairs are written with the end
-        in one transaction (the journal's last batch: a completed run never lacks the end of its answer)."""
+        in one transaction (the journal's last batch: a completed run never lacks the end of its answer), and with
+        them the run's newest ``checkpoint`` (state, characters covered), which that text covers."""
         r = schema.runs
         values: dict[str, Any] = {
             "status": end.status, "ended_at": time.time(), "ttft_ms": end.ttft_ms, "duration_ms": end.duration_ms,
@@ -141,6 +158,8 @@ class Store:
             "chars": end.chars if end.chars is not None else _journaled_chars()}
         if end.model:
             values["model"] = end.model
+        if checkpoint is not None:
+            values["checkpoint"], values["checkpoint_chars"] = checkpoint
         rows = [{"run_id": run_id, "pos": offset, "text": chunk} for offset, chunk in text if chunk]
         async with self._writing() as conn:
             if rows and self._keep_text:
@@ -153,17 +172,35 @@ class Store:
             found = await _runs(conn, select(schema.runs).where(schema.runs.c.id == run_id))
         return found[0] if found else None
 
-    async def run_text(self, run_id: str) -> str:
-        """The run's journaled text: chunks in offset order, overlaps counted once."""
+    async def run_text(self, run_id: str, start: int = 0) -> str:
+        """The run's journaled text from offset ``start`` on: chunks in offset order, overlaps counted once."""
         t = schema.run_text
+        query = select(t.c.pos, t.c.text).where(t.c.run_id == run_id).order_by(t.c.pos)
+        if start:  # a follower polling a long run reads only the chunks past where it got to
+            query = query.where(t.c.pos + func.length(t.c.text) > start)
         async with self._reading() as conn:
-            rows = await conn.execute(select(t.c.pos, t.c.text).where(t.c.run_id == run_id).order_by(t.c.pos))
-            parts, end = [], 0
+            rows = await conn.execute(query)
+            parts, end = [], start
             for pos, text in rows:
                 if pos + len(text) > end:
                     parts.append(text[max(end - pos, 0):])
                     end = pos + len(text)
         return "".join(parts)
+
+    async def follow_step(self, run_id: str, start: int) -> tuple[str | None, str]:
+        """A running run's status (None: no such run) and its journaled text from ``start`` on, read in that order
+        on one connection: what a follower polls (cheaper than ``run`` and ``run_text``, for many followers)."""
+        r, t = schema.runs, schema.run_text
+        async with self._reading() as conn:
+            status = (await conn.execute(select(r.c.status).where(r.c.id == run_id))).scalar()
+            rows = await conn.execute(select(t.c.pos, t.c.text).where(
+                t.c.run_id == run_id, t.c.pos + func.length(t.c.text) > start).order_by(t.c.pos))
+            parts, end = [], start
+            for pos, text in rows:
+                if pos + len(text) > end:
+                    parts.append(text[max(end - pos, 0):])
+                    end = pos + len(text)
+        return status, "".join(parts)
 
     async def runs(self, *, since: float | None = None, limit: int = 50, model: str | None = None) -> list[RunRecord]:
         """Runs, newest first; only those started at or after ``since``, only ``model``'s, when given."""
@@ -190,26 +227,112 @@ class Store:
                 await conn.execute(delete(table).where(table.c.run_id.in_(old)))
             return (await conn.execute(delete(r).where(r.c.id.in_(old)))).rowcount
 
-    async def recover(self) -> int:
-        """Mark ``interrupted`` the running runs whose process is gone or silent for 2 minutes; how many."""
+    async def hand_off(self, run_id: str, given: int) -> bool:
+        """Record that callers have been given the running run's first ``given`` characters (a hand-off), so a
+        ``wait`` in any process goes on from there; False when the run is not (or not yet) recorded as running.
+
+        While a run runs (or is interrupted, until it is resumed), ``runs.chars`` holds this (its length is only
+        written when it ends; until then readers take it from the journal): no schema change, and a later hand-off
+        never moves it back.
+        """
         r = schema.runs
-        stale = time.time() - recovery.STALE_S
+        async with self._writing() as conn:
+            found = await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "running")
+                                       .values(chars=case((r.c.chars < given, given), else_=r.c.chars)))
+            return found.rowcount > 0
+
+    async def given(self, run_id: str) -> int | None:
+        """How many characters of a running (or interrupted) run callers have been given (see :meth:`hand_off`);
+        None once it has ended (its record holds its whole text then)."""
+        r = schema.runs
         async with self._reading() as conn:
-            rows = (await conn.execute(select(r.c.id, r.c.process, r.c.heartbeat_at).where(r.c.status == "running")))
-            dead = [row.id for row in rows if row.heartbeat_at < stale or recovery.gone(row.process)]
-        if dead:
-            async with self._writing() as conn:
-                await conn.execute(update(r).where(r.c.id.in_(dead), r.c.status == "running").values(
-                    status="interrupted", ended_at=r.c.heartbeat_at, chars=_journaled_chars(),
-                    error="The host stopped before the run finished; the text up to its last journal entry is kept."))
-        return len(dead)
+            chars = (await conn.execute(select(r.c.chars).where(r.c.id == run_id,
+                                                                r.c.status.in_(("running", "interrupted"))))).first()
+        return None if chars is None else chars[0] or 0
+
+    async def recover(self) -> list[str]:
+        """Mark ``interrupted`` the running runs whose process is gone, or silent for ``recovery.stale_s()``; their
+        ids. Conditional updates: of replicas sweeping at once, each run is reported by exactly one."""
+        r = schema.runs
+        error = "The host stopped before the run finished; the text up to its last journal entry is kept."
+        # ``chars`` is left as it is: the hand-off offset (see hand_off), which a run resumed later goes on from.
+        marked = dict(status="interrupted", ended_at=r.c.heartbeat_at, error=error)
+        running = r.c.status == "running"
+        async with self._writing() as conn:
+            # Silent runs, from any host, in one statement that re-checks the heartbeat as it marks.
+            stale = update(r).where(running, r.c.heartbeat_at < time.time() - recovery.stale_s())
+            ids = list((await conn.execute(stale.values(marked).returning(r.c.id))).scalars())
+            # Runs of a process on this host that has ended: only here can that be checked, and cheaply.
+            here = r.c.process.like(recovery.on_this_host(), escape="\\")
+            mine = await conn.execute(select(r.c.id, r.c.process).where(running, here))
+            dead = [row.id for row in mine if recovery.gone(row.process)]
+            if dead:
+                gone = update(r).where(r.c.id.in_(dead), running).values(marked).returning(r.c.id)
+                ids += list((await conn.execute(gone)).scalars())
+        return ids
+
+    # -- checkpoints: resuming a run after a restart ----------------------------------------------------------
+
+    async def save_checkpoint(self, run_id: str, state: str, chars: int) -> None:
+        """Store where the upstream can resume the running run; it covers the run's first ``chars`` characters,
+        which the caller (the journal) has stored already."""
+        r = schema.runs
+        async with self._writing() as conn:
+            await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "running")
+                               .values(checkpoint=state, checkpoint_chars=chars))
+
+    async def checkpoint(self, run_id: str) -> tuple[str, int] | None:
+        """The run's stored checkpoint and how many characters of its text it covers; None when it has none."""
+        r = schema.runs
+        async with self._reading() as conn:
+            row = (await conn.execute(select(r.c.checkpoint, r.c.checkpoint_chars).where(r.c.id == run_id))).first()
+        return None if row is None or row.checkpoint is None else (row.checkpoint, row.checkpoint_chars or 0)
+
+    async def interrupted_runs(self) -> list[Interrupted]:
+        """The interrupted runs that have a checkpoint (a resumer's candidates), oldest first."""
+        r = schema.runs
+        query = (select(r.c.id, r.c.model, r.c.thread_id, r.c.prompt, r.c.checkpoint, r.c.checkpoint_chars,
+                        r.c.error)
+                 .where(r.c.status == "interrupted", r.c.checkpoint.is_not(None)).order_by(r.c.started_at))
+        async with self._reading() as conn:
+            return [Interrupted(row.id, row.model, row.thread_id, row.prompt, row.checkpoint,
+                                row.checkpoint_chars or 0, row.error) for row in await conn.execute(query)]
+
+    async def take_over(self, run: Interrupted) -> bool:
+        """Make an interrupted run this process's running run again, its text cut back to what its checkpoint
+        covers (the resumed stream yields the rest); False when another process took it first."""
+        r, t = schema.runs, schema.run_text
+        now, chars = time.time(), run.checkpoint_chars
+        async with self._writing() as conn:
+            # Conditional: of replicas taking over at once, exactly one finds the run still interrupted.
+            taken = await conn.execute(update(r).where(
+                r.c.id == run.id, r.c.status == "interrupted", r.c.checkpoint == run.checkpoint).values(
+                status="running", process=recovery.this_process(), heartbeat_at=now, ended_at=None, error=None))
+            if taken.rowcount != 1:
+                return False
+            await conn.execute(delete(t).where(t.c.run_id == run.id, t.c.pos >= chars))
+            await conn.execute(update(t).where(t.c.run_id == run.id, t.c.pos < chars,
+                                               t.c.pos + func.length(t.c.text) > chars)
+                               .values(text=func.substr(t.c.text, 1, chars - t.c.pos)))
+        return True
+
+    async def leave_interrupted(self, run_id: str, error: str) -> None:
+        """Say why an interrupted run with a checkpoint is not resumed (it stays interrupted, to resume later)."""
+        r = schema.runs
+        async with self._writing() as conn:
+            await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "interrupted").values(error=error))
 
     # -- threads ---------------------------------------------------------------------------------------------
 
-    async def create_thread(self, thread_id: str) -> None:
-        """Add an empty thread."""
+    async def create_thread(self, thread_id: str, *, owner_token: str | None = None) -> None:
+        """Add an empty thread, owned by the token named ``owner_token`` (None: a local caller)."""
         async with self._writing() as conn:
-            await threads.create(conn, thread_id, time.time())
+            await threads.create(conn, thread_id, time.time(), owner_token)
+
+    async def owns_thread(self, thread_id: str, owner_token: str | None) -> bool:
+        """Whether the thread exists and belongs to ``owner_token`` (None: made by a local caller)."""
+        async with self._reading() as conn:
+            return await threads.owned(conn, thread_id, owner_token)
 
     async def thread(self, thread_id: str) -> ThreadSummary | None:
         """The thread's summary (no turn bodies), or None."""
@@ -220,6 +343,11 @@ class Store:
         """The thread's turns, oldest first (none for an unknown thread)."""
         async with self._reading() as conn:
             return await threads.turns(conn, thread_id)
+
+    async def history(self, thread_id: str) -> list[tuple[str, str]]:
+        """The thread's turns as (role, content), oldest first (none for an unknown thread)."""
+        async with self._reading() as conn:
+            return await threads.history(conn, thread_id)
 
     async def append_turns(self, thread_id: str, turns: list[Turn]) -> None:
         """Add turns to the thread (made if new). Threads hold text: refused when keep_text is off."""
@@ -246,10 +374,32 @@ class Store:
         async with self._reading() as conn:
             return await usage.usage(conn, since, by)
 
-    async def cost_since(self, since: float) -> float:
-        """USD spent by runs started at or after ``since`` (for a daily budget)."""
+    async def cost_since(self, since: float, *, owner_token: str | None = None) -> float:
+        """USD spent by runs started at or after ``since`` (for a daily budget); only ``owner_token``'s when given."""
         async with self._reading() as conn:
-            return await usage.cost_since(conn, since)
+            return await usage.cost_since(conn, since, owner_token)
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+
+    async def add_token(self, record: TokenRecord) -> None:
+        """Store a token's digest and limits (replacing a revoked token of that name; an active one is an error)."""
+        async with self._writing() as conn:
+            await tokens.add(conn, record)
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, oldest first."""
+        async with self._reading() as conn:
+            return await tokens.listing(conn)
+
+    async def token_by_digest(self, token_digest: str) -> TokenRecord | None:
+        """The token whose SHA-256 is ``token_digest``, revoked or not; None when there is none."""
+        async with self._reading() as conn:
+            return await tokens.by_digest(conn, token_digest)
+
+    async def revoke_token(self, name: str) -> bool:
+        """Revoke the token named ``name``; False when there is no active token of that name."""
+        async with self._writing() as conn:
+            return await tokens.revoke(conn, name, time.time())
 
     async def close(self) -> None:
         """Close every connection (waiting for writes under way)."""
@@ -288,8 +438,9 @@ async def _runs(conn: AsyncConnection, query: Any) -> list[RunRecord]:
         found = await conn.execute(select(f).where(f.c.run_id.in_([row.id for row in rows])).order_by(f.c.seq))
         for file in found:
             files.setdefault(file.run_id, []).append(FileRecord(file.path, file.size, file.sha256))
-        # A running run's length is only written when it ends: until then, where its journal has got to.
-        running = [row.id for row in rows if row.status == "running"]
+        # A running run's length is only written when it ends: until then (or when it was interrupted), where its
+        # journal has got to.
+        running = [row.id for row in rows if row.status in ("running", "interrupted")]
         if running:
             ends = await conn.execute(select(t.c.run_id, func.max(t.c.pos + func.length(t.c.text)))
                                       .where(t.c.run_id.in_(running)).group_by(t.c.run_id))
@@ -315,7 +466,7 @@ async def open_store(settings: StoreSettings) -> Store:
     store = Store(target, writer, reader, keep_text=settings.keep_text)
     try:
         await migrate.upgrade(writer)
-        await store.recover()
+        store.recovered = await store.recover()
         if settings.keep_days:
             await store.prune(settings.keep_days)
     except BaseException as exc:

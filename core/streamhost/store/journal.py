@@ -4,7 +4,11 @@
 in memory; a background task writes what was kept every ``interval_s`` (and heartbeats the run every
 ``heartbeat_s``), so the stream never waits for the database. A process killed mid-run loses at most the
 text of the last interval; ``finish`` writes the rest in the same transaction that marks the run ended, so a
-completed run always has its whole answer. This module imports no database library: it only calls the
+completed run always has its whole answer.
+
+A run whose provider can resume it also has checkpoints (``checkpoint``): the newest is stored with the run once
+the text it covers is stored, never before, so the store never holds a checkpoint ahead of its text. After a
+restart the run is resumed from it (``host/resuming.py``). This module imports no database library: it only calls the
 store's methods.
 """
 
@@ -30,22 +34,28 @@ class Journal:
 
     With ``start``, the journal records the run itself, in the background: the call need not wait for the
     database before it sends its request (``create_run`` takes a few ms; a first token can come sooner).
+    ``stored`` is how much of the run's text the store holds already (a resumed run's, which goes on from there).
     """
 
-    def __init__(self, store: Store, run_id: str, *, interval_s: float = 0.5, heartbeat_s: float = 10,
-                 start: RunStart | None = None) -> None:
+    def __init__(self, store: Store, run_id: str, *, interval_s: float = 0.5, heartbeat_s: float | None = None,
+                 start: RunStart | None = None, stored: int = 0) -> None:
+        from streamhost.store import recovery  # standard library only
+
         self._store = store
         self.run_id = run_id
         self._run_start = start
         self._interval_s = interval_s
-        self._heartbeat_s = heartbeat_s
+        # Default: well inside the time after which other replicas take the run for dead.
+        self._heartbeat_s = recovery.heartbeat_s() if heartbeat_s is None else heartbeat_s
         self._pieces: list[tuple[int, list[str]]] = []  # unwritten text: (offset, parts), contiguous parts joined
         self._end = -1  # where the last kept piece ends (-1: none kept yet)
-        self._chars = 0  # the answer's length so far, counted even when no text is kept
+        self._chars = stored  # the answer's length so far, counted even when no text is kept
         self._keep_text = store.keep_text
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._warned = False
+        self._checkpoint: tuple[str, int] | None = None  # the newest, not stored yet: (state, chars covered)
+        self._stored_to = stored  # how far the text in the store reaches without a gap
 
     def wrap(self, sink: Sink) -> Sink:
         """A sink that forwards every update to ``sink`` unchanged and keeps the text deltas for the store."""
@@ -67,6 +77,10 @@ class Journal:
         if self._task is None:
             self._start()
 
+    def checkpoint(self, state: str, chars: int) -> None:
+        """Keep a checkpoint that covers the first ``chars`` characters of the run's text, for the next write."""
+        self._checkpoint = (state, chars)
+
     def _start(self) -> None:
         if self._task is None:
             try:
@@ -82,10 +96,16 @@ class Journal:
                 await asyncio.wait_for(self._stop.wait(), self._interval_s)
             except asyncio.TimeoutError:
                 pass
-            try:
-                await self._store.create_run(self._run_start)
-            except Exception as exc:
-                log.error("run %s: cannot record it in the store (%s)", self.run_id, exc)
+            # A busy database (its pool timed out) gets another go: an unrecorded run cannot be waited on elsewhere.
+            for attempt in (1, 2, 3):
+                try:
+                    await self._store.create_run(self._run_start)
+                    break
+                except Exception as exc:
+                    if attempt == 3 or "duplicate" in str(exc).lower() or "unique" in str(exc).lower():
+                        log.error("run %s: cannot record it in the store (%s)", self.run_id, exc)
+                        break
+                    await asyncio.sleep(self._interval_s)
         beat_at = time.monotonic() + self._heartbeat_s
         while not self._stop.is_set():
             try:
@@ -94,6 +114,8 @@ class Journal:
                 pass
             if self._pieces:
                 await self._flush()
+            if self._checkpoint is not None:
+                await self._store_checkpoint()
             if time.monotonic() >= beat_at:
                 try:
                     await self._store.heartbeat([self.run_id])
@@ -112,6 +134,22 @@ class Journal:
                 # Back in front of what came meanwhile; a retried chunk that grew replaces the old one.
                 self._pieces[:0] = pieces[i:]
                 return
+            if offset <= self._stored_to:
+                self._stored_to = max(self._stored_to, offset + sum(len(part) for part in parts))
+
+    async def _store_checkpoint(self) -> None:
+        """Store the newest checkpoint if the stored text covers it (without kept text, its count is the answer's)."""
+        assert self._checkpoint is not None
+        state, chars = self._checkpoint
+        if chars > (self._stored_to if self._keep_text else self._chars):
+            return
+        try:
+            await self._store.save_checkpoint(self.run_id, state, chars)
+        except Exception as exc:
+            self._warn(exc)
+            return
+        if self._checkpoint == (state, chars):
+            self._checkpoint = None
 
     def _warn(self, exc: Exception) -> None:
         if not self._warned:
@@ -137,9 +175,10 @@ class Journal:
             end = dataclasses.replace(end, chars=self._chars)
         for attempt in (1, 2):
             # The text left and the end in one transaction: one write instead of two, on the caller's way out.
+            # The newest checkpoint goes with them: all the text it covers is written now.
             text = [(offset, "".join(parts)) for offset, parts in self._pieces]
             try:
-                await self._store.finish_run(self.run_id, end, text=text)
+                await self._store.finish_run(self.run_id, end, text=text, checkpoint=self._checkpoint)
                 return
             except Exception as exc:
                 if attempt == 2:

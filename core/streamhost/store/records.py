@@ -14,7 +14,7 @@ from typing import Literal
 from streamhost.errors import StreamhostError
 
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
-EndStatus = Literal["completed", "failed", "cancelled"]
+EndStatus = Literal["completed", "failed", "cancelled", "interrupted"]
 UsageKey = Literal["model", "day", "thread", "token"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case: URL-safe, no i/l/o/u

@@ -3,7 +3,8 @@
 A run records its owner as ``HOST:PID:START`` (START: when that process started, from ``/proc``, so a pid
 reused by a later process is not mistaken for the owner). On open the store marks ``interrupted`` every
 running run whose owner on this host is gone, and any running run, from any host, whose heartbeat is
-older than ``STALE_S`` (a replica on another machine that died).
+older than ``STALE_S`` (a replica on another machine that died); a serving process sweeps again periodically
+(``host/sweeping.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,26 @@ from functools import cache
 
 STALE_S = 120.0
 """A running run whose heartbeat is older than this is taken for dead, wherever its owner ran."""
+_STALE_ENV = "STREAMHOST_STALE_S"  # tests shorten it (a killed replica's runs within seconds); not a setting
+
+
+def stale_s() -> float:
+    """How old a heartbeat makes a running run dead: :data:`STALE_S`, or ``$STREAMHOST_STALE_S`` (for tests)."""
+    try:
+        return max(float(os.environ.get(_STALE_ENV) or STALE_S), 0.5)
+    except ValueError:
+        return STALE_S
+
+
+def heartbeat_s() -> float:
+    """How often a running run beats: often enough that a slow beat is never taken for a dead process."""
+    return min(10.0, stale_s() / 4)
+
+
+def on_this_host() -> str:
+    """A LIKE pattern for the owners on this host (whose processes :func:`gone` can check)."""
+    host = socket.gethostname().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{host}:%"
 
 
 def _started(pid: int) -> str:

@@ -28,10 +28,17 @@ def _summary(row: Row) -> ThreadSummary:
                          last_model=row.last_model, title=row.title)
 
 
-async def create(conn: AsyncConnection, thread_id: str, now: float) -> None:
-    """Add an empty thread."""
+async def create(conn: AsyncConnection, thread_id: str, now: float, owner_token: str | None = None) -> None:
+    """Add an empty thread, owned by the token named ``owner_token`` (None: a local caller)."""
     await conn.execute(insert(schema.threads).values(id=thread_id, created_at=now, updated_at=now, turns=0,
-                                                     last_model=None, title=""))
+                                                     last_model=None, title="", owner_token=owner_token))
+
+
+async def owned(conn: AsyncConnection, thread_id: str, owner_token: str | None) -> bool:
+    """Whether the thread exists and belongs to ``owner_token``."""
+    t = schema.threads
+    owner = t.c.owner_token.is_(None) if owner_token is None else t.c.owner_token == owner_token
+    return (await conn.execute(select(t.c.id).where(t.c.id == thread_id, owner))).first() is not None
 
 
 async def summary(conn: AsyncConnection, thread_id: str) -> ThreadSummary | None:
@@ -51,6 +58,14 @@ async def turns(conn: AsyncConnection, thread_id: str) -> list[Turn]:
     t = schema.turns
     rows = await conn.execute(select(t).where(t.c.thread_id == thread_id).order_by(t.c.seq))
     return [Turn(role=row.role, content=row.content, model=row.model, run_id=row.run_id, at=row.at) for row in rows]
+
+
+async def history(conn: AsyncConnection, thread_id: str) -> list[tuple[str, str]]:
+    """The thread's turns as (role, content), oldest first: what a continued thread sends, and no more (a call
+    reads 200 turns before its request goes out, so only the two columns it needs)."""
+    t = schema.turns
+    rows = await conn.execute(select(t.c.role, t.c.content).where(t.c.thread_id == thread_id).order_by(t.c.seq))
+    return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
 async def append(conn: AsyncConnection, thread_id: str, new: Sequence[Turn], now: float) -> None:

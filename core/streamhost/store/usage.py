@@ -65,7 +65,9 @@ async def _by_day(conn: AsyncConnection, since: float | None) -> list[UsageRow]:
             for key, (runs, tokens_in, tokens_out, cost, estimated, unpriced) in sorted(days.items(), reverse=True)]
 
 
-async def cost_since(conn: AsyncConnection, since: float) -> float:
-    """USD spent by runs started at or after ``since``."""
+async def cost_since(conn: AsyncConnection, since: float, owner_token: str | None = None) -> float:
+    """USD spent by runs started at or after ``since``; only by the token named ``owner_token`` when given."""
     query = select(func.coalesce(func.sum(schema.runs.c.cost_usd), 0.0)).where(schema.runs.c.started_at >= since)
+    if owner_token is not None:
+        query = query.where(schema.runs.c.owner_token == owner_token)
     return float((await conn.execute(query)).scalar_one())

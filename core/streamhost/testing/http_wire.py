@@ -35,6 +35,7 @@ class HttpRequest:
     body: bytes
     keep_alive: bool
     started: float  # time.monotonic() when the request line arrived
+    query: str = ""  # what followed "?" in the request target, undecoded
 
 
 class RequestReader:
@@ -130,7 +131,8 @@ class RequestReader:
             body = bytearray(await self._readexactly(length))
         conn = headers.get("connection", "").lower()
         keep_alive = "close" not in conn and (version != "HTTP/1.0" or "keep-alive" in conn)
-        return HttpRequest(method.upper(), target.split("?", 1)[0], headers, bytes(body), keep_alive, started)
+        path, _, query = target.partition("?")
+        return HttpRequest(method.upper(), path, headers, bytes(body), keep_alive, started, query)
 
 
 def json_response(status: int, obj: Any, keep_alive: bool, headers: tuple[str, ...] = ()) -> bytes:

@@ -7,7 +7,9 @@ is a small standard-library implementation (``asyncio.start_server``) so that
 timing, stalls and client-disconnect detection are exact.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/responses`` (streaming and
-not), ``GET /v1/models`` and ``GET /v1/models/{id}``. Replies are driven by
+not, ``background: true`` too), ``GET /v1/responses/{id}`` (polled, or streamed
+again with ``?stream=true&starting_after=N``), ``POST /v1/responses/{id}/cancel``,
+``GET /v1/models`` and ``GET /v1/models/{id}``. Replies are driven by
 :class:`Script` objects queued per model; every request is recorded as a
 :class:`RequestRecord`.
 """
@@ -23,12 +25,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from . import http_wire
 from . import openai_wire as wire
-from .scripts import RequestRecord, Script
+from .background import BackgroundResponses, responses_action
+from .scripts import RequestRecord, Script, play
 
 __all__ = ["LLMTestServer", "RequestRecord", "Script"]
 
@@ -54,6 +58,7 @@ class LLMTestServer:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._port: int | None = None
         self._req_counter = 0
+        self._background = BackgroundResponses(self._set)  # only touched on the server's loop
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -269,16 +274,21 @@ class LLMTestServer:
         api = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}.get(req.path, "other")
         if req.path == "/v1/models" or req.path.startswith("/v1/models/"):
             api = "models"
+        query = {name: values[-1] for name, values in urllib.parse.parse_qs(req.query).items()}
+        action, response_id, after = responses_action(req.method, req.path, query)
         model = body.get("model") if body else None
         rec = RequestRecord(
             method=req.method,
             path=req.path,
             model=model if isinstance(model, str) else None,
             body=body,
-            api=api,
-            stream=bool(body and body.get("stream") is True),
+            api="responses" if action else api,
+            stream=bool(body and body.get("stream") is True) or query.get("stream") == "true",
             authorized=authorized,
             started=req.started,
+            action=action,
+            response_id=response_id,
+            starting_after=after,
         )
         with self._lock:
             self._records.append(rec)
@@ -317,6 +327,8 @@ class LLMTestServer:
             if mid in ids:
                 return await send_json(200, wire.model_object(mid))
             return await send_json(404, wire.error_body(404, f"The model '{mid}' does not exist"))
+        if rec.action in ("retrieve", "cancel"):
+            return await self._background.follow(req, rec, w, send_json)
         if rec.api not in ("chat", "responses") or req.method != "POST":
             return await send_json(404, wire.error_body(404, f"Unknown request URL: {req.method} {req.path}"))
         if rec.body is None:
@@ -332,6 +344,9 @@ class LLMTestServer:
         tokens = list(script.tokens) if script.tokens is not None else wire.default_tokens(body)
         if script.headers_delay:
             await asyncio.sleep(script.first_delay_s)
+        if rec.api == "responses" and body.get("background") is True:
+            usage = lambda completion: self._usage(script, body, completion)  # noqa: E731
+            return await self._background.create(req, rec, w, script, tokens, t0, usage, send_json)
         pieces: list[str] = []
 
         if not rec.stream:
@@ -339,7 +354,7 @@ class LLMTestServer:
             async def collect(token: Any) -> None:
                 pieces.append(token)
 
-            outcome = await self._play(script, tokens, t0, collect)
+            outcome = await play(script, tokens, t0, collect)
             if outcome == "stall":
                 await asyncio.Event().wait()  # until the client leaves or the server stops
             usage = self._usage(script, body, len(pieces))
@@ -351,8 +366,11 @@ class LLMTestServer:
             return await send_json(status, obj, tokens=len(pieces) if status == 200 else 0)
 
         self._req_counter += 1
-        stream_cls = wire.ChatStream if rec.api == "chat" else wire.ResponsesStream
-        fmt = stream_cls(body, model, created, script.finish_reason)
+        fmt: wire.ChatStream | wire.ResponsesStream
+        if rec.api == "chat":
+            fmt = wire.ChatStream(body, model, created, script.finish_reason)
+        else:
+            fmt = wire.ResponsesStream(body, model, created, script.finish_reason, searches=script.searches)
         w.write(http_wire.stream_head(req.keep_alive, f"req_test_{self._req_counter}"))
         if head := fmt.start():
             w.write(http_wire.chunk(head))
@@ -368,7 +386,7 @@ class LLMTestServer:
             w.write(data)
             await w.drain()
 
-        outcome = await self._play(script, tokens, t0, send)
+        outcome = await play(script, tokens, t0, send)
         if outcome == "stall":
             await asyncio.Event().wait()  # until the client leaves or the server stops
         text, usage = "".join(map(wire.token_text, pieces)), self._usage(script, body, len(pieces))
@@ -395,35 +413,6 @@ class LLMTestServer:
     @staticmethod
     def _usage(script: Script, body: dict[str, Any], completion: int) -> tuple[int, int]:
         return script.usage if script.usage is not None else (wire.count_prompt_words(body), completion)
-
-    @staticmethod
-    async def _play(script: Script, tokens: list[Any], t0: float, send: Callable[[Any], Awaitable[None]]) -> str | None:
-        """Emit tokens on the script's schedule; returns None, "error", "end" or "stall" (where it stopped)."""
-        stop_at, outcome = len(tokens), None
-        if script.error_after is not None:
-            stop_at, outcome = min(script.error_after, stop_at), "error"
-        if script.end_after is not None and min(script.end_after, len(tokens)) <= stop_at:
-            stop_at, outcome = min(script.end_after, len(tokens)), "end"
-        if script.stall_after is not None and min(script.stall_after, len(tokens)) <= stop_at:
-            stop_at, outcome = min(script.stall_after, len(tokens)), "stall"
-        loop = asyncio.get_running_loop()
-        origin = t0 + script.first_delay_s
-        for i in range(stop_at):
-            if script.rate is not None:
-                pause = origin + i / script.rate - loop.time()
-            elif i == 0:
-                pause = origin - loop.time()
-            else:
-                pause = script.delay_s
-            if pause > 0:
-                await asyncio.sleep(pause)
-            elif i % 32 == 31:
-                await asyncio.sleep(0)  # let other connections and the EOF watcher run
-            await send(tokens[i])
-        if stop_at == 0 and (pause := origin - loop.time()) > 0:
-            await asyncio.sleep(pause)
-        return outcome
-
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -3,10 +3,12 @@ records (:class:`RequestRecord`). Standard library only."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RequestRecord", "Script"]
+__all__ = ["RequestRecord", "Script", "play"]
 
 _ERROR_KINDS = ("error", "response.failed", "response.incomplete")
 _END_FRAMES = ("finish", "done")
@@ -35,6 +37,13 @@ class Script:
     (a non-streaming reply just holds the tokens before ``end_after``). A token that is not a
     ``str`` goes out as that JSON value (``5`` gives ``"content":5``); a lone surrogate in a
     token goes out as a JSON escape (``"\\ud800"``).
+
+    Background responses (a Responses request with ``background: true``) play on server-side whether or not a
+    client listens: ``drop_after`` closes the connection that created one after that many tokens (a network
+    failure) while the response goes on; ``resume_window_s`` is how long after its creation its stream can be
+    picked up again (``GET /v1/responses/{id}?stream=true&starting_after=N``; later that is an HTTP 400 and only
+    polling works). ``searches`` are web searches (deep-research steps) made before the text, on any Responses
+    stream.
     """
 
     tokens: list[Any] | None = None  # one SSE event each; None -> "echo: <last user message>"
@@ -53,6 +62,9 @@ class Script:
     end_after: int | None = None  # streamed body ends after this many tokens, without its finish frames
     end_with: tuple[str, ...] = ()  # frames still sent at end_after: "finish", "done"
     drop_connection: bool = False  # at end_after close the connection mid-body (no last chunk)
+    drop_after: int | None = None  # background: the creating connection closes after this many tokens
+    resume_window_s: float | None = None  # background: its stream can be resumed this long; None: always
+    searches: tuple[str, ...] = ()  # Responses: web searches (query each) before the text
 
     def __post_init__(self) -> None:
         """Validate the field combinations that would otherwise fail inside the server thread."""
@@ -63,6 +75,8 @@ class Script:
         unknown = set(self.end_with) - set(_END_FRAMES)
         if isinstance(self.end_with, str) or unknown:
             raise ValueError(f"Script.end_with must be a tuple of {_END_FRAMES}, got {self.end_with!r}")
+        if isinstance(self.searches, str):
+            raise ValueError(f"Script.searches must be a tuple of queries, got {self.searches!r}")
 
 
 @dataclass
@@ -87,3 +101,34 @@ class RequestRecord:
     tokens_sent: int = 0
     disconnected: bool = False
     disconnected_at: float | None = None
+    action: str | None = None  # Responses: "create" | "retrieve" (GET /v1/responses/{id}) | "cancel"
+    response_id: str | None = None  # the response a retrieve or cancel names
+    starting_after: int | None = None  # a retrieve's ``starting_after`` query parameter
+
+
+async def play(script: Script, tokens: list[Any], t0: float, send: Callable[[Any], Awaitable[None]]) -> str | None:
+    """Emit tokens on the script's schedule; returns None, "error", "end" or "stall" (where it stopped)."""
+    stop_at, outcome = len(tokens), None
+    if script.error_after is not None:
+        stop_at, outcome = min(script.error_after, stop_at), "error"
+    if script.end_after is not None and min(script.end_after, len(tokens)) <= stop_at:
+        stop_at, outcome = min(script.end_after, len(tokens)), "end"
+    if script.stall_after is not None and min(script.stall_after, len(tokens)) <= stop_at:
+        stop_at, outcome = min(script.stall_after, len(tokens)), "stall"
+    loop = asyncio.get_running_loop()
+    origin = t0 + script.first_delay_s
+    for i in range(stop_at):
+        if script.rate is not None:
+            pause = origin + i / script.rate - loop.time()
+        elif i == 0:
+            pause = origin - loop.time()
+        else:
+            pause = script.delay_s
+        if pause > 0:
+            await asyncio.sleep(pause)
+        elif i % 32 == 31:
+            await asyncio.sleep(0)  # let other connections and the EOF watcher run
+        await send(tokens[i])
+    if stop_at == 0 and (pause := origin - loop.time()) > 0:
+        await asyncio.sleep(pause)
+    return outcome

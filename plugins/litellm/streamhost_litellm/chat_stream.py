@@ -25,12 +25,12 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from streamhost import Event, Status, StreamError, TextDelta, UpstreamTimeoutError, Usage
+from streamhost import Event, Status, StreamError, TextDelta, UpstreamTimeoutError, Usage, upstream_socket
 
 from .errors import CallContext, scrub
 from .sse import EventTooLarge, SSEDecoder
 
-__all__ = ["CUT_SHORT", "FINISH_NOTICES", "ChatChunks", "direct_body", "http_response", "read_body"]
+__all__ = ["CUT_SHORT", "FINISH_NOTICES", "ChatChunks", "direct_body", "http_response", "read_body", "response_socket"]
 
 log = logging.getLogger("streamhost.litellm")
 
@@ -102,6 +102,25 @@ def http_response(response: Any) -> Any | None:
         if frame is not None and getattr(lines, "__qualname__", "") == "Response.aiter_lines":
             body = frame.f_locals.get("self")
     return body if hasattr(body, "aiter_bytes") and hasattr(body, "aclose") else None
+
+
+def response_socket(body: Any) -> Any | None:
+    """The socket an ``httpx``/``httpx2`` response's body comes over (``streamhost.upstream_socket``); None where
+    it cannot be found or is not this response's alone (HTTP/2 multiplexes many responses over one connection).
+
+    Neither HTTP stack shows it publicly: httpcore puts the connection in the response's extensions, and the
+    aiohttp transports (litellm's, the openai SDK's) keep the aiohttp response in the stream that httpx wraps.
+    """
+    if getattr(body, "http_version", None) != "HTTP/1.1":
+        return None
+    network = body.extensions.get("network_stream")
+    if network is not None:
+        return network.get_extra_info("socket")
+    stream = getattr(body.stream, "_stream", None)
+    aiohttp_response = getattr(stream, "_aiohttp_response", None)
+    connection = getattr(aiohttp_response, "connection", None)  # None once the body was read or released
+    transport = getattr(connection, "transport", None)
+    return transport.get_extra_info("socket") if transport is not None else None
 
 
 class ChatChunks:
@@ -192,35 +211,37 @@ async def read_body(body: Any, call: CallContext, repeat_limit: int) -> AsyncIte
     """The events of a chat stream's HTTP response (an ``httpx`` or ``httpx2`` response, as litellm opened it).
 
     Closing this generator, or cancelling the task reading it, stops reading at once; the caller closes the
-    response.
+    response. A cancel of the call shuts its connection down at once, even while the event loop is busy.
     """
     timeouts, transport = _transport_errors()
     parser = ChatChunks(call.label, key=call.key, repeat_limit=repeat_limit)
     decoder = SSEDecoder()
-    async with contextlib.aclosing(body.aiter_bytes()) as chunks:
-        try:
-            async for chunk in chunks:
-                for data in decoder.feed(chunk):
-                    for event in parser.take(data):
-                        yield event
+    # A cancel shuts this connection down from the thread that read it (the event loop may be busy).
+    with upstream_socket(response_socket(body)):
+        async with contextlib.aclosing(body.aiter_bytes()) as chunks:
+            try:
+                async for chunk in chunks:
+                    for data in decoder.feed(chunk):
+                        for event in parser.take(data):
+                            yield event
+                        if parser.done:
+                            break
                     if parser.done:
                         break
-                if parser.done:
-                    break
-        except timeouts:
-            raise UpstreamTimeoutError(f"{call.label}: timed out talking to {call.where}") from None
-        except transport as exc:  # a finished answer is whole whatever happens to the connection afterwards
-            if parser.finish_reason is None:
-                raise StreamError(f"{call.label}: {CUT_SHORT} (connection lost: {type(exc).__name__}); the text so "
-                                  "far is kept") from None
-        except EventTooLarge as exc:
-            raise StreamError(f"{call.label}: the upstream sent {exc} without ending it; the text so far is kept"
-                              ) from None
-        except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
-            raise StreamError(f"{call.label}: the upstream sent an event this plugin cannot read ({exc}); "
-                              "the text so far is kept") from None
-        if parser.done:
-            await _drain(chunks)
+            except timeouts:
+                raise UpstreamTimeoutError(f"{call.label}: timed out talking to {call.where}") from None
+            except transport as exc:  # a finished answer is whole whatever happens to the connection afterwards
+                if parser.finish_reason is None:
+                    raise StreamError(f"{call.label}: {CUT_SHORT} (connection lost: {type(exc).__name__}); the text so "
+                                      "far is kept") from None
+            except EventTooLarge as exc:
+                raise StreamError(f"{call.label}: the upstream sent {exc} without ending it; the text so far is kept"
+                                  ) from None
+            except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
+                raise StreamError(f"{call.label}: the upstream sent an event this plugin cannot read ({exc}); "
+                                  "the text so far is kept") from None
+            if parser.done:
+                await _drain(chunks)
     for event in parser.end():
         yield event
 

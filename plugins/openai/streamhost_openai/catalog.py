@@ -32,6 +32,12 @@ _LISTABLE = re.compile(r"^(gpt-|o\d|chatgpt-)")
 _NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|moderation|dall-e", re.IGNORECASE)
 MAX_LISTED = 1000
 """At most this many of an endpoint's models are kept (an aggregator lists hundreds)."""
+_DATED = r"(-\d{4}-\d{2}-\d{2})?$"
+_DEEP_RESEARCH = re.compile(r"-deep-research" + _DATED)
+# The models that run for minutes: a connection rarely lasts that long, a background response does.
+_BACKGROUND = re.compile(r"^o3-pro" + _DATED + r"|-deep-research" + _DATED)
+DEEP_RESEARCH_TOOLS = ("web_search_preview",)
+"""What a deep-research model is given when its config names no tools: OpenAI refuses one without a data source."""
 
 
 def api_for(name: str, forced: str | None = None) -> str:
@@ -41,6 +47,26 @@ def api_for(name: str, forced: str | None = None) -> str:
     if name in CURATED:
         return CURATED[name][0]
     return "responses" if _REASONING.match(name) else "chat"
+
+
+def background_for(name: str, setting: bool | None = None, api: str | None = None) -> bool:
+    """Whether this model runs as a background response: the config's choice, else on for o3-pro and the
+    ``*-deep-research`` models (dated variants too) unless the config chose the chat API (``api``)."""
+    if setting is not None:
+        return setting
+    return api != "chat" and bool(_BACKGROUND.search(name))
+
+
+def tools_for(name: str, setting: list[str] | None = None, api: str | None = None) -> list[dict[str, object]]:
+    """The built-in tools sent with each request, by type: the config's list, else :data:`DEEP_RESEARCH_TOOLS`
+    for a ``*-deep-research`` model unless the config chose the chat API (``api``), else none."""
+    if setting is not None:
+        names = setting
+    else:
+        names = list(DEEP_RESEARCH_TOOLS) if api != "chat" and _DEEP_RESEARCH.search(name) else []
+    # The code interpreter needs a container; "auto" lets OpenAI make one per request.
+    return [{"type": tool, "container": {"type": "auto"}} if tool == "code_interpreter" else {"type": tool}
+            for tool in names]
 
 
 def cache_path() -> Path:

@@ -22,7 +22,17 @@ from streamhost import (
     TextDelta,
 )
 
-from .catalog import MAX_LISTED, api_for, cache_stamp, model_infos, was_listed, write_cache
+from .background import BackgroundEvents, follow, read_checkpoint
+from .catalog import (
+    MAX_LISTED,
+    api_for,
+    background_for,
+    cache_stamp,
+    model_infos,
+    tools_for,
+    was_listed,
+    write_cache,
+)
 from .chat_events import ChatEvents
 from .errors import CallContext, map_error
 from .prices import context_window_for, price_for
@@ -47,11 +57,20 @@ def _http_url(value: str) -> str:
 
 
 class OpenAIProvider(Provider):
-    """Every ``openai/NAME`` model, on api.openai.com or any OpenAI-compatible endpoint."""
+    """Every ``openai/NAME`` model, on api.openai.com or any OpenAI-compatible endpoint.
+
+    A model with ``background`` on (o3-pro and the ``*-deep-research`` models by default) runs as an OpenAI
+    background response: a dropped stream is picked up where it stopped, the stream yields
+    :class:`~streamhost.Checkpoint` events whose state is ``{"id": "resp_...", "after": N, "chars": C}`` (the
+    response, the ``sequence_number`` of the last event covered, the characters of text before it: see
+    :mod:`.background`), :meth:`resume` continues from one after a restart, and :meth:`cancel_upstream` cancels
+    the response. Closing the stream leaves the response running.
+    """
 
     name = "openai"
     key_env_var = "OPENAI_API_KEY"
     supports_history = True
+    supports_resume = True
     declared_options = (
         Option("base_url", str, None, "The endpoint: api.openai.com or any OpenAI-compatible server (vLLM, Ollama, "
                "LM Studio); unset: OPENAI_BASE_URL, else https://api.openai.com/v1", non_empty=True, check=_http_url),
@@ -66,6 +85,13 @@ class OpenAIProvider(Provider):
     declared_model_options = (
         Option("api", str, None, "Which API serves this model (auto, chat or responses); unset: providers.openai.api",
                choices=APIS),
+        Option("background", bool, None, "Run each call as an OpenAI background response (Responses API), which "
+               "goes on when the connection drops, is picked up where it stopped, resumes after a restart and is "
+               "cancelled upstream when the user cancels; unset: on for o3-pro and the *-deep-research models unless "
+               "api is chat"),
+        Option("tools", list[str], None, "Built-in tools sent with each call, by type (e.g. web_search_preview, "
+               "web_search, code_interpreter; Responses API); unset: web_search_preview for the *-deep-research "
+               "models, which need a data source, none for the rest; [] sends none", non_empty=True),
     )
 
     def __init__(self) -> None:
@@ -177,22 +203,68 @@ class OpenAIProvider(Provider):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         key = self.require_key()
         client = await self._client(key)
-        # [models."openai/NAME"] api (checked by the host when it loaded this plugin) wins over providers.openai.api.
-        api = api_for(request.model, request.options.get("api") or self.options["api"])
         label = f"openai/{request.model}"
-        events = (_responses(client, request, label) if api == "responses"
-                  else _chat(client, request, label, official=self.base_url == OFFICIAL_URL))
+        # [models."openai/NAME"] keys (checked by the host when it loaded this plugin) win over [providers.openai].
+        chosen = request.options.get("api") or self.options["api"]
+        background = background_for(request.model, request.options.get("background"), chosen)
+        tools = tools_for(request.model, request.options.get("tools"), chosen)
+        # Background responses and built-in tools exist only in the Responses API: set, they choose it.
+        api = "responses" if background or tools else api_for(request.model, chosen)
+        events: AsyncIterator[Event]
+        if background:
+            events = follow(client, BackgroundEvents(label), _responses_arguments(request, tools))
+        elif api == "responses":
+            opened = client.responses.with_streaming_response.create(**_responses_arguments(request, tools))
+            events = stream_events(opened, ResponsesEvents(label), label)
+        else:
+            events = _chat(client, request, label, official=self.base_url == OFFICIAL_URL)
+        async for event in self._mapped(events, label, key):
+            yield event
+
+    async def resume(self, model: str, checkpoint: str) -> AsyncIterator[Event]:
+        """Continue a background response from a checkpoint of its stream (after a restart): the text after it,
+        then the rest to the end, as :meth:`stream` would have given them."""
+        key = self.require_key()
+        client = await self._client(key)
+        label = f"openai/{model}"
+        async for event in self._mapped(follow(client, read_checkpoint(checkpoint, label)), label, key):
+            yield event
+
+    async def cancel_upstream(self, model: str, checkpoint: str) -> None:
+        """Cancel the background response a checkpoint names (``responses.cancel``); one that already ended,
+        or that the endpoint no longer knows, is left as it is."""
+        import openai
+
+        key = self.require_key()
+        client = await self._client(key)
+        label = f"openai/{model}"
+        response_id = read_checkpoint(checkpoint, label).response_id
+        try:
+            await client.responses.cancel(response_id)
+        except openai.APIStatusError as exc:
+            if exc.status_code not in (400, 404, 409):
+                raise self._error(exc, label, key) from None
+            log.info("%s: %s was not cancelled (HTTP %d): it has ended or is gone", label, response_id,
+                     exc.status_code)
+        except openai.OpenAIError as exc:
+            raise self._error(exc, label, key) from None
+
+    async def _mapped(self, events: AsyncIterator[Event], label: str, key: str | None) -> AsyncIterator[Event]:
+        """``events``, closed with this stream (not when garbage-collected), SDK errors as streamhost's."""
         text_seen = False
         try:
-            async with contextlib.aclosing(events):  # closed with this stream, not when garbage-collected
+            async with contextlib.aclosing(events):  # type: ignore[type-var]  # closed now, not when garbage-collected
                 async for event in events:
                     text_seen = text_seen or isinstance(event, TextDelta)
                     yield event
         except Exception as exc:
-            mapped = map_error(exc, CallContext(label, self.base_url, self.key_variable(), key), mid_stream=text_seen)
+            mapped = self._error(exc, label, key, mid_stream=text_seen)
             if mapped is exc:
                 raise
             raise mapped from None
+
+    def _error(self, exc: Exception, label: str, key: str | None, *, mid_stream: bool = False) -> Exception:
+        return map_error(exc, CallContext(label, self.base_url, self.key_variable(), key), mid_stream=mid_stream)
 
 
 _sdk: Any = None
@@ -228,7 +300,8 @@ def _chat(client: Any, request: GenerationRequest, label: str, *, official: bool
     return stream_events(opened, ChatEvents(label), label)
 
 
-def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIterator[Event]:
+def _responses_arguments(request: GenerationRequest, tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The arguments of ``responses.create`` for a streamed call."""
     # A thread's earlier turns go as input messages; a lone prompt stays the plain string it always was.
     prompt: Any = request.messages()[1 if request.system else 0:] if request.history else request.prompt
     kwargs: dict[str, Any] = {"model": request.model, "input": prompt, "stream": True}
@@ -240,5 +313,6 @@ def _responses(client: Any, request: GenerationRequest, label: str) -> AsyncIter
         kwargs["max_output_tokens"] = request.max_tokens
     if request.output_schema is not None:
         kwargs["text"] = {"format": {"type": "json_schema", "name": "output", "schema": request.output_schema}}
-    opened = client.responses.with_streaming_response.create(**kwargs)
-    return stream_events(opened, ResponsesEvents(label), label)
+    if tools:
+        kwargs["tools"] = tools
+    return kwargs

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from streamhost import Event, StreamError
+from streamhost import Event, StreamError, upstream_socket
 
 from .sse import EventTooLarge, SSEDecoder
+from .transport import response_socket
 
 __all__ = ["DRAIN_S", "Parser", "stream_events"]
 
@@ -41,7 +42,8 @@ class Parser(Protocol):
 async def stream_events(opened: AbstractAsyncContextManager[Any], parser: Parser, label: str) -> AsyncIterator[Event]:
     """Send the request (``opened``: an SDK ``with_streaming_response`` call) and yield the events of its body.
 
-    Closing this generator, or cancelling the task reading it, closes the HTTP response at once.
+    Closing this generator, or cancelling the task reading it, closes the HTTP response at once; a cancel of the
+    call shuts its connection down at once, even while the event loop is busy.
     """
     import anyio
     import httpx2
@@ -50,28 +52,30 @@ async def stream_events(opened: AbstractAsyncContextManager[Any], parser: Parser
     async with opened as response:
         http = response.http_response
         decoder = SSEDecoder()
-        async with contextlib.aclosing(http.aiter_bytes()) as chunks:
-            try:
-                async for chunk in chunks:
-                    for data in decoder.feed(chunk):
-                        for event in parser.take(data):
-                            yield event
+        # A cancel shuts this connection down from the thread that read it (the event loop may be busy).
+        with upstream_socket(response_socket(http)):
+            async with contextlib.aclosing(http.aiter_bytes()) as chunks:
+                try:
+                    async for chunk in chunks:
+                        for data in decoder.feed(chunk):
+                            for event in parser.take(data):
+                                yield event
+                            if parser.done:
+                                break
                         if parser.done:
                             break
-                    if parser.done:
-                        break
-            except httpx2.TimeoutException as exc:
-                raise openai.APITimeoutError(request=http.request) from exc
-            except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream) as exc:
-                raise openai.APIConnectionError(request=http.request) from exc
-            except EventTooLarge as exc:
-                raise StreamError(f"{label}: the upstream sent {exc} without ending it; the text so far is kept"
-                                  ) from None
-            except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
-                raise StreamError(f"{label}: the upstream sent an event this plugin cannot read ({exc}); "
-                                  "the text so far is kept") from None
-            if parser.done:
-                await _drain(chunks)
+                except httpx2.TimeoutException as exc:
+                    raise openai.APITimeoutError(request=http.request) from exc
+                except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream) as exc:
+                    raise openai.APIConnectionError(request=http.request) from exc
+                except EventTooLarge as exc:
+                    raise StreamError(f"{label}: the upstream sent {exc} without ending it; the text so far is kept"
+                                      ) from None
+                except (AttributeError, TypeError) as exc:  # a field of the wrong kind: {"choices": 5}, "delta": [] …
+                    raise StreamError(f"{label}: the upstream sent an event this plugin cannot read ({exc}); "
+                                      "the text so far is kept") from None
+                if parser.done:
+                    await _drain(chunks)
     parser.end()
 
 

@@ -10,6 +10,8 @@ TLS settings (``SSL_CERT_FILE``) and error statuses work as before.
 
 One thing it gets wrong is fixed here, in :func:`timed_out`: it reports every aiohttp connection failure
 (refused, DNS, a server that hung up) as ``httpx2.ConnectTimeout``, so the SDK raises ``APITimeoutError``.
+Neither transport shows a response's socket publicly; :func:`response_socket` finds it, so that a cancel
+can shut the connection down without waiting for the event loop (``streamhost.upstream_socket``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import ssl
 import sys
 from typing import Any
 
-__all__ = ["http_client", "ssl_context", "timed_out", "transport_name"]
+__all__ = ["http_client", "response_socket", "ssl_context", "timed_out", "transport_name"]
 
 
 _contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
@@ -69,3 +71,18 @@ def timed_out(exc: BaseException) -> bool:
             return isinstance(current, (TimeoutError, asyncio.TimeoutError))
         current = current.__cause__ or current.__context__
     return True
+
+
+def response_socket(http: Any) -> Any | None:
+    """The socket an ``httpx2.Response``'s body comes over, on either transport; None where it cannot be found or
+    is not this response's alone (HTTP/2 multiplexes many responses over one connection)."""
+    if http.http_version != "HTTP/1.1":
+        return None
+    network = http.extensions.get("network_stream")
+    if network is not None:  # httpx2's own transport (httpcore2) shows its connection here
+        return network.get_extra_info("socket")
+    stream = getattr(http.stream, "_stream", None)  # httpx2 wraps the transport's stream to time it
+    aiohttp_response = getattr(stream, "_aiohttp_response", None)  # the SDK's aiohttp transport
+    connection = getattr(aiohttp_response, "connection", None)  # None once the body was read or released
+    transport = getattr(connection, "transport", None)
+    return transport.get_extra_info("socket") if transport is not None else None

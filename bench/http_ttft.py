@@ -1,0 +1,93 @@
+"""Time to first text over Streamable HTTP against stdio: the same upstream, the same config, one run after the other.
+
+Each side is a warmed ``streamhost serve`` (stdio) or ``streamhost serve --http`` (one process) with an MCP
+client session (the SDK's stdio client; the SDK's Streamable HTTP client, in both protocol eras). Timed: from
+``call_tool`` to the first progress notification carrying ``streamhost/delta``; the test server sends its
+first token at once. Runs are interleaved (the side that goes first rotates). Goal: HTTP <= stdio + 5 ms.
+Also the server process's CPU time per call (user + system): on a loaded machine the wall times wander,
+the CPU a call costs much less.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import common
+import http_common
+import psutil
+
+from streamhost.testing import Script
+
+WARM_CALLS = 5
+MODEL = "bench-chat"
+SCRIPT = Script(tokens=common.words(20), rate=2000)
+SIDES = ["stdio", "http", "http-2026"]
+
+
+def cpu_of(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def first_text(client: common.Client, llm: Any) -> tuple[float, float, float, float]:
+    """(ttft, start -> request at the upstream, upstream's first token -> text at the client, server CPU)."""
+    client.reset()
+    cpu = cpu_of(client.pid)
+    before = len(llm.requests)
+    t0 = time.monotonic()
+    result = await client.call("generate", {"prompt": "say something", "model": f"openai/{MODEL}"})
+    if result.is_error or not client.texts():
+        raise RuntimeError(f"call failed: {result.content[0].text if result.content else result}")
+    first = client.texts()[0][0]
+    record = next(r for r in llm.requests[before:] if r.api == "chat")
+    return first - t0, record.started - t0, first - record.first_token, cpu_of(client.pid) - cpu
+
+
+def p99_of(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+async def main() -> None:
+    args = common.parse_args(__doc__, runs=60)
+    home = common.Home()
+    times: dict[str, list[tuple[float, float, float, float]]] = {side: [] for side in SIDES}
+    with common.llm_server() as llm:
+        llm.script(MODEL, SCRIPT)
+        env = home.env(config=http_common.OPEN, base_url=llm.url)
+        try:
+            async with common.spawn(common.streamhost_cmd(), env) as stdio, \
+                    http_common.serve_http(env) as (url, pid), \
+                    http_common.session(url, pid) as http, \
+                    http_common.session(url, pid, era="modern") as modern:
+                clients = {"stdio": stdio, "http": http, "http-2026": modern}
+                for _ in range(WARM_CALLS):
+                    for client in clients.values():
+                        await first_text(client, llm)
+                for run in range(args.runs):
+                    for side in SIDES[run % 3:] + SIDES[:run % 3]:
+                        times[side].append(await first_text(clients[side], llm))
+        finally:
+            home.cleanup()
+
+    def med(side: str, i: int) -> float:
+        return common.med([sample[i] for sample in times[side]])
+
+    print(f"http_ttft: {common.machine()}; median of {args.runs} runs per side, interleaved")
+    rows = []
+    for side in SIDES:
+        diff = med(side, 0) - med("stdio", 0)
+        paired = common.med([h[0] - s[0] for h, s in zip(times[side], times["stdio"], strict=True)])
+        rows.append([side, common.ms(med(side, 0)), common.ms(p99_of([sample[0] for sample in times[side]])),
+                     f"{diff * 1000:+.1f}", f"{paired * 1000:+.1f}", common.ms(med(side, 1)), common.ms(med(side, 2)),
+                     f"{sum(sample[3] for sample in times[side]) / len(times[side]) * 1000:.1f}",
+                     "-" if side == "stdio" else ("met" if diff <= 0.005 else "MISSED")])
+    print(common.table(["side", "median ms", "p99 ms", "diff vs stdio ms", "paired diff ms", "in ms", "out ms",
+                        "server CPU ms/call", "goal +<=5 ms"], rows))
+    print("in = call start -> request at the upstream; out = upstream's first token -> text at the client")
+
+
+if __name__ == "__main__":
+    anyio.run(main)
