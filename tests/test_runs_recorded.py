@@ -95,3 +95,17 @@ async def test_each_call_is_a_run_with_usage_and_text(llm, home, mcp_serve):
     assert shown["input_tokens"] == 11 and shown["output_tokens"] == 2 and not shown["usage_estimated"]
     assert shown["text"] == "alpha beta"
     assert oct(home.store.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_run_cut_short_keeps_an_estimate_of_what_it_cost(llm, home, mcp_serve):
+    # The upstream fails after 3 tokens: it charged for the prompt and those tokens, and reported no usage.
+    home.write_config('[models."openai/cut"]\nprice_in = 1000000\nprice_out = 2000000\n')  # USD 1 / 2 per token
+    llm.script("cut", Script(tokens=["abcd", "efgh", "ijkl", "never"], error_after=3))
+    async with mcp_serve(home.env) as served:
+        result = await served.session.call_tool("generate", {"prompt": "12345678", "model": "openai/cut"})
+    assert result.is_error
+    shown = _cli(home, "runs", "show", result.meta["streamhost/run"])
+    assert shown["status"] == "failed" and shown["text"] == "abcdefghijkl"
+    # Estimated at 4 characters a token: the 8-character prompt is 2, the 12 characters streamed are 3.
+    assert shown["usage_estimated"] and (shown["input_tokens"], shown["output_tokens"]) == (2, 3)
+    assert shown["cost_usd"] == pytest.approx(2 * 1 + 3 * 2)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -257,6 +259,14 @@ def test_streamhost_summarize_prints_the_sections(llm, pages_env):
                              "**Error:** page://b?fail=gone: gone\n")
     assert "[[1/2] connecting to a]" in result.stderr and "1/2 pages summarized" in result.stderr
     assert "what matters" in prompts(llm, "cli")[0]
+    # Recorded as a run, as the MCP tool's calls are.
+    run_id = re.search(r"run (r_\w+)", result.stderr).group(1)
+    shown = subprocess.run([STREAMHOST, "runs", "show", run_id, "--json"], env=pages_env, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    run = json.loads(shown.stdout)
+    assert run["tool"] == "summarize_urls" and run["model"] == "openai/cli"
+    assert run["text"].rstrip("\n") == result.stdout.rstrip("\n"), "the terminal shows what the run holds"
 
 
 def test_ctrl_c_stops_streamhost_summarize_and_its_upstream_request(llm, pages_env):

@@ -83,16 +83,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     """Summarize the pages in order, each summary rendered as it is written."""
-    from ..pages.service import PageService
-    from ..pages.summarize import Summarizer, check_urls
+    from ..pages.host_services import HostServices
+    from ..pages.summarize import check_urls
 
     urls = check_urls(args.urls)
     engine = load_engine()
     err = console(stderr=True)
     sink = TerminalSink()
     sink.view = _SectionsView()
-    summarizer = Summarizer(engine, PageService(engine), model_initiated=False)
-    result = run_live(engine, sink, lambda: summarizer.run(urls, sink, query=args.query, model=args.model))
+    # The services the MCP tool uses: the call is recorded as a run (`streamhost runs show ID`), as chat's are.
+    services = HostServices(engine, model_initiated=False)
+    result = run_live(engine, sink, lambda: services.summarize(urls, sink, query=args.query, model=args.model))
     if result is None:
         return 130
     failed = [r for r in result.results if r.error]
@@ -100,7 +101,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     ttft = "n/a" if result.ttft_ms is None else f"{result.ttft_ms:.0f} ms"
     err.print(f"[dim]{result.model} · {len(urls) - len(failed)}/{len(urls)} pages summarized · first text {ttft} · "
               f"{result.duration_ms / 1000:.1f} s · tokens in {usage.get('input_tokens', '?')} "
-              f"out {usage.get('output_tokens', '?')}[/]")
+              f"out {usage.get('output_tokens', '?')}" + (f" · run {result.run}" if result.run else "") + "[/]")
     if result.error:
         err.print(f"[red]stopped:[/] {plain(result.error)}")
     return 1 if failed else 0

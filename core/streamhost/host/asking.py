@@ -16,7 +16,7 @@ from .callers import CALLER, admit
 from .context_files import context_block, gather_files
 from .engine import Engine, GenerateArgs, Prepared
 from .handoff import LiveRun
-from .pricing import check_budget, price_of, usage_figures
+from .pricing import check_budget, estimate_tokens_of, price_of, usage_figures
 from .recording import OPENING, Recorder
 from .waiting import Waiting
 
@@ -62,6 +62,7 @@ class Asking:
                                          files=records) as run:
                 if live is not None:
                     live.id = run.id
+                run.estimate = lambda chars: self.cut_short(prepared, chars)
                 generation = await self.engine.run(prepared, run.sink)
                 run.end = self.end_of(prepared, generation)
             if thread is not None:
@@ -84,15 +85,26 @@ class Asking:
 
     def end_of(self, prepared: Prepared, generation: Generation) -> RunEnd:
         """A completed run's record: timings, tokens (estimated when the provider reported none) and cost."""
-        resolved, request = prepared.resolved, prepared.request
-        sent = sum(len(part) for part in (request.prompt, request.system or "",
-                                          *(turn.content for turn in request.history)))
-        pricing = price_of(self.engine.config, resolved.provider, resolved.id, resolved.name)
-        figures = usage_figures(generation.usage, sent, generation.text, pricing)
+        figures = self._figures(prepared, generation.usage, generation.text)
         return RunEnd(status="completed", ttft_ms=generation.ttft_ms, duration_ms=generation.duration_ms,
                       input_tokens=figures.input_tokens, output_tokens=figures.output_tokens,
                       usage_estimated=figures.estimated, cost_usd=figures.cost_usd, error=None,
                       model=generation.model)
+
+    def cut_short(self, prepared: Prepared, chars: int) -> RunEnd:
+        """The tokens and cost of a run that failed or was cancelled after ``chars`` characters of answer: estimated
+        (the input as sent, the output from its length), since a stream cut short reports no usage."""
+        figures = self._figures(prepared, {"output_tokens": estimate_tokens_of(chars)}, "")
+        return RunEnd(status="failed", ttft_ms=None, duration_ms=None, input_tokens=figures.input_tokens,
+                      output_tokens=figures.output_tokens, usage_estimated=True, cost_usd=figures.cost_usd,
+                      error=None, model=prepared.resolved.id)
+
+    def _figures(self, prepared: Prepared, usage: Any, text: str) -> Any:
+        resolved, request = prepared.resolved, prepared.request
+        sent = sum(len(part) for part in (request.prompt, request.system or "",
+                                          *(turn.content for turn in request.history)))
+        pricing = price_of(self.engine.config, resolved.provider, resolved.id, resolved.name)
+        return usage_figures(usage, sent, text, pricing)
 
     def summary_end(self, summaries: Summaries) -> RunEnd:
         """A summarize run's record: failed when it stopped early, its usage summed over its model calls."""

@@ -92,6 +92,11 @@ def context_window_of(config: Config, provider: Provider, model_id: str, name: s
     return window
 
 
+def estimate_tokens_of(chars: int) -> int:
+    """:func:`estimate_tokens` for a text of ``chars`` characters."""
+    return math.ceil(max(chars, 0) / CHARS_PER_TOKEN)
+
+
 def estimate_tokens(text: str) -> int:
     """An estimate of how many tokens ``text`` is: its characters / :data:`CHARS_PER_TOKEN`, rounded up.
 

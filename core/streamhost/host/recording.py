@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -67,6 +67,9 @@ class RunScope:
     end: RunEnd | None = None
     """Set by the caller once the call completed: its usage, cost and timings."""
     files: Sequence[FileRecord] = field(default_factory=list)
+    estimate: Callable[[int], RunEnd] | None = None
+    """Set by the caller: for a run that did not complete, its tokens and cost estimated from the characters it
+    streamed (the upstream charged for them, and reports no usage when the stream is cut short)."""
 
 
 class Recorder:
@@ -154,6 +157,10 @@ class Recorder:
             if isinstance(exc, CallFailed):
                 exc.metadata.setdefault("run", run_id)
             end = _failed_end(exc, model)
+            if scope.estimate is not None and journal.chars > 0:
+                figures = scope.estimate(journal.chars)
+                end = dataclasses.replace(end, input_tokens=figures.input_tokens, output_tokens=figures.output_tokens,
+                                          usage_estimated=True, cost_usd=figures.cost_usd)
             if resumable is not None and resumable.stopped:  # the host stopped it, no user: a later start resumes it
                 end = dataclasses.replace(end, status="interrupted", error=STOPPED if resumable.state else HOST_STOPPED)
             await _finish(journal, end)

@@ -57,6 +57,11 @@ class Journal:
         self._checkpoint: tuple[str, int] | None = None  # the newest, not stored yet: (state, chars covered)
         self._stored_to = stored  # how far the text in the store reaches without a gap
 
+    @property
+    def chars(self) -> int:
+        """How long the run's answer is so far (counted even when its text is not kept)."""
+        return self._chars
+
     def wrap(self, sink: Sink) -> Sink:
         """A sink that forwards every update to ``sink`` unchanged and keeps the text deltas for the store."""
         self._start()
