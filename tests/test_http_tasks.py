@@ -11,9 +11,9 @@ import httpx2
 import pytest
 
 from streamhost.testing import Home, LLMTestServer, Script
+from tests.raw_client import MODERN_META
 from tests.test_http import serve_http
 from tests.test_http_auth_served import raw_call, tokens_add
-from tests.test_wire import MODERN_META
 
 pytestmark = pytest.mark.anyio
 EXTENSION = "io.modelcontextprotocol/tasks"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from streamhost.host import metrics as metrics_module
 from streamhost.host.metrics import Metrics
 
 
@@ -32,3 +33,21 @@ def test_disabled_writes_nothing(tmp_path):
     path = tmp_path / "metrics.jsonl"
     Metrics(path, enabled=False).record("start", call=1)
     assert not path.exists()
+
+
+def test_a_file_rolled_over_or_removed_elsewhere_is_reopened(tmp_path, monkeypatch):
+    # The file stays open between events; another process (a second replica on this host) may roll it over, or
+    # the user remove it: the next check of the path reopens it, and no event goes to the renamed file after that.
+    monkeypatch.setattr(metrics_module, "CHECK_S", 0.0)
+    path = tmp_path / "metrics.jsonl"
+    ours, theirs = Metrics(path, max_bytes=10_000), Metrics(path, max_bytes=10_000)
+    ours.record("start", call=1)
+    theirs.record("start", call=2)
+    path.replace(path.with_name("metrics.jsonl.1"))  # rolled over by someone else
+    ours.record("start", call=3)
+    path.unlink()  # removed by the user
+    theirs.record("start", call=4)
+    assert [json.loads(line)["call"] for line in path.with_name("metrics.jsonl.1").read_text().splitlines()] == [1, 2]
+    assert [json.loads(line)["call"] for line in path.read_text().splitlines()] == [4]
+    ours.close()
+    theirs.close()

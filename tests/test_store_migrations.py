@@ -38,7 +38,7 @@ async def _at_revision(path: Path, revision: str) -> None:
 def test_head_names_the_newest_shipped_revision() -> None:
     scripts = ScriptDirectory(str(migrate.SCRIPTS))
     assert scripts.get_current_head() == migrate.HEAD
-    assert [script.revision for script in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003"]
+    assert [script.revision for script in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004"]
 
 
 async def test_an_old_store_upgrades_with_its_rows_intact(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from streamhost.testing import Script
+from tests.raw_client import MODERN_META, STREAMHOST, Raw, raw_servers
 from tests.test_fetch_url import pages_env  # noqa: F401  (a fixture)
-from tests.test_wire import MODERN_META, STREAMHOST, Raw
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 DECLARES = {"io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION: {}}}}
@@ -25,15 +25,8 @@ DEADLINE_S = 60.0
 
 @pytest.fixture
 def raw(home: Any) -> Any:
-    started: list[Raw] = []
-
-    def start(era: str = "handshake", env: dict[str, str] | None = None) -> Raw:
-        started.append(Raw(env or home.env, era).open())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
+    with raw_servers(home.env) as start:
+        yield start
 
 
 def _slow(llm: Any, rate: float = 5) -> None:

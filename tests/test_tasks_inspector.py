@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from streamhost.testing import Script
-from tests.test_wire import STREAMHOST
+from tests.raw_client import STREAMHOST
 
 LAUNCHER = "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
 REPO = Path(__file__).resolve().parent.parent

@@ -99,6 +99,39 @@ def test_bad_limits_are_refused(home, capsys, flag, value):
     assert value in capsys.readouterr().err
 
 
+def test_set_changes_only_the_limits_it_names_and_keeps_the_token(home, capsys):
+    code, out, _ = _cli(capsys, "tokens", "add", "dora", "--models", "openai/*", "--daily-usd", "3")
+    token = out.splitlines()[-1]
+    code, out, err = _cli(capsys, "tokens", "set", "dora", "--per-minute", "20", "--no-daily-usd")
+    assert code == 0, err
+    assert "token dora: openai/*; no daily budget; 20 calls a minute" in out and token not in out
+    code, out, err = _cli(capsys, "tokens", "set", "dora", "--any-model", "--json")
+    shown = json.loads(out)
+    assert code == 0 and (shown["models"], shown["daily_usd"], shown["per_minute"]) == (None, None, 20)
+    assert "digest" not in shown
+    with contextlib.closing(sqlite3.connect(home.store)) as db:
+        rows = db.execute("select name, digest, models, daily_usd, per_minute from tokens").fetchall()
+    assert rows == [("dora", hashlib.sha256(token.encode()).hexdigest(), None, None, 20)], "the token is unchanged"
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["tokens", "set", "dora"], "nothing to change: give --models, --daily-usd or --per-minute"),
+    (["tokens", "set", "nobody", "--per-minute", "3"], "no active token named 'nobody'"),
+])
+def test_set_says_what_is_missing(home, capsys, argv, complaint):
+    assert _cli(capsys, "tokens", "add", "dora")[0] == 0
+    code, out, err = _cli(capsys, *argv)
+    assert code == 2 and out == "" and complaint in err
+
+
+@pytest.mark.parametrize("argv", [["--models", "openai/*", "--any-model"], ["--daily-usd", "1", "--no-daily-usd"],
+                                  ["--per-minute", "0"]])
+def test_set_refuses_a_limit_set_and_lifted_at_once_or_a_bad_one(home, capsys, argv):
+    with pytest.raises(SystemExit):
+        main(["tokens", "set", "dora", *argv])
+    assert "argument" in capsys.readouterr().err
+
+
 # -- the rules in the host -----------------------------------------------------------------------------------------
 
 PRICED = {"openai/priced": {"price_in": 0, "price_out": 1_000_000}}  # $1 an output token

@@ -75,3 +75,20 @@ async def test_threads_belong_to_their_token_and_spending_is_summed_per_token(st
     assert await store.cost_since(since) == pytest.approx(7.75)
     by_token = {row.key: row.cost_usd for row in await store.usage(since=since, by="token")}
     assert by_token == pytest.approx({"alice": 1.75, "bob": 2.0, "-": 4.0})
+
+
+async def test_a_tokens_limits_change_in_place_and_the_token_stays(store):
+    token = new_token()
+    await store.add_token(_record("carol", token, models=("openai/*",), daily_usd=1.0, per_minute=5))
+    changed = await store.set_token_limits("carol", {"models": ("openai/big", "litellm/*"), "per_minute": None})
+    assert (changed.models, changed.daily_usd, changed.per_minute) == (("openai/big", "litellm/*"), 1.0, None)
+    assert await store.token_by_digest(digest(token)) == changed, "the same token opens the changed limits"
+    lifted = await store.set_token_limits("carol", {"models": None, "daily_usd": 0.0})
+    assert (lifted.models, lifted.daily_usd, lifted.per_minute, lifted.digest) == (None, 0.0, None, digest(token))
+    assert await store.set_token_limits("carol", {}) == lifted
+    assert await store.set_token_limits("nobody", {"per_minute": 3}) is None
+    await store.revoke_token("carol")
+    assert await store.set_token_limits("carol", {"per_minute": 3}) is None, "a revoked token is not changed"
+    assert (await store.token_by_digest(digest(token))).per_minute is None
+    with pytest.raises(ValueError, match="not a token limit: digest"):
+        await store.set_token_limits("carol", {"digest": "0" * 64})

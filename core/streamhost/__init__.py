@@ -41,6 +41,7 @@ from .services import (
     Streamed,
     Summaries,
 )
+from .sse import EventTooLarge, SSEDecoder
 from .tools import Tool, ToolAnnotations, ToolResult
 from .upstreams import upstream_socket
 
@@ -60,6 +61,7 @@ __all__ = [
     "ConfigError",
     "Document",
     "Event",
+    "EventTooLarge",
     "FetchError",
     "FetchEvent",
     "FetchRequest",
@@ -79,6 +81,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "RateLimitError",
+    "SSEDecoder",
     "Services",
     "Sink",
     "Status",

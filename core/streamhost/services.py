@@ -138,15 +138,17 @@ class Services(Protocol):
     """
 
     def models(self) -> list[ModelEntry]:
-        """Every advertised model: the default first, then models with aliases, then the rest."""
+        """Every advertised model: the default first, then models with aliases, then the rest. Over HTTP, only
+        those the caller's token may call."""
         ...
 
     def default_model(self) -> str | None:
-        """The model used when a call names none (the config's ``default_model``, else a provider's default)."""
+        """The model used when a call names none (the config's ``default_model``, else a provider's default); None
+        when there is none, or over HTTP when the caller's token may not call it."""
         ...
 
     def aliases(self) -> dict[str, str]:
-        """The config's ``[aliases]``: alias → model."""
+        """The config's ``[aliases]``: alias → model (over HTTP, those whose model the caller's token may call)."""
         ...
 
     def providers(self) -> list[str]:

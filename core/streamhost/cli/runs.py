@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamhostError
 from .common import console, plain
-from .store_access import local_time, millis, money, parse_since, positive_int, store_settings, tokens, with_store
+from .store_access import (
+    command_group,
+    group_action,
+    local_time,
+    millis,
+    money,
+    parse_since,
+    positive_int,
+    store_settings,
+    tokens,
+    with_store,
+)
 
 if TYPE_CHECKING:
     from ..store.database import Store
@@ -184,19 +195,14 @@ def positive_days(text: str) -> float:
 
 def add_commands(sub: Any) -> None:
     """Add ``runs list|show|prune`` to the ``streamhost`` parser's subcommands."""
-    runs = sub.add_parser("runs", help="recorded calls: list, show one, prune old ones")
-    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="the latest runs, newest first, with TTFT/duration per model")
+    actions = command_group(sub, "runs", "recorded calls: list, show one, prune old ones")
+    listing = group_action(actions, "list", cmd_runs_list,
+                           "the latest runs, newest first, with TTFT/duration per model")
     listing.add_argument("--limit", type=positive_int, default=50, help="at most this many runs (default 50)")
     listing.add_argument("--since", help="only runs started since: 7d, 24h, 30m or a date (2026-11-01)")
     listing.add_argument("--model", help="only runs of this model (PROVIDER/NAME)")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_runs_list)
-    show = actions.add_parser("show", help="one run in full: fields, files sent, error, text")
+    show = group_action(actions, "show", cmd_runs_show, "one run in full: fields, files sent, error, text")
     show.add_argument("id", help="the run id (r_…), from a result's _meta or `streamhost runs list`")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=cmd_runs_show)
-    prune = actions.add_parser("prune", help="delete old runs (default: older than [store] keep_days)")
+    prune = group_action(actions, "prune", cmd_runs_prune,
+                         "delete old runs (default: older than [store] keep_days)")
     prune.add_argument("--days", type=positive_days, help="delete the runs older than this many days")
-    prune.add_argument("--json", action="store_true")
-    prune.set_defaults(func=cmd_runs_prune)

@@ -1,4 +1,5 @@
-"""What ``runs``, ``threads`` and ``usage`` share: the store opened for one command, ``--since``, and formats.
+"""What ``runs``, ``threads``, ``tokens`` and ``usage`` share: the store opened for one command, their actions,
+``--since``, and formats.
 
 Light at import like every command module: the store (SQLAlchemy, its drivers) comes in only inside
 ``with_store``, when a command runs.
@@ -11,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import InvalidArgumentError, StreamhostError
 from .common import console, print_warnings
@@ -76,6 +77,21 @@ def parse_since(text: str, now: float | None = None) -> float:
     except ValueError:
         raise InvalidArgumentError(
             f"--since {text!r} is neither a span nor a date: use e.g. {SINCE_EXAMPLES}") from None
+
+
+def command_group(sub: Any, name: str, help: str) -> Any:
+    """The command ``name`` (``runs``, ``threads``, ``tokens``) as a group of actions: what to add them to."""
+    return sub.add_parser(name, help=help).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def group_action(actions: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, *,
+                 json: bool = True, **options: Any) -> argparse.ArgumentParser:
+    """One action of a command group, run by ``func``; with ``json``, a ``--json`` flag for what it prints."""
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=help, **options)
+    if json:
+        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=func)
+    return parser
 
 
 def positive_int(text: str) -> int:

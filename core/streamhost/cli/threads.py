@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamhostError
 from .common import console, plain
-from .store_access import local_time, positive_int, with_store
+from .store_access import command_group, group_action, local_time, positive_int, with_store
 
 if TYPE_CHECKING:
     from ..store.database import Store
@@ -87,17 +87,10 @@ def cmd_threads_rm(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``threads list|show|rm`` to the ``streamhost`` parser's subcommands."""
-    threads = sub.add_parser("threads", help="conversations generate continues: list, show one, delete one")
-    actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="the threads, most recently continued first")
+    actions = command_group(sub, "threads", "conversations generate continues: list, show one, delete one")
+    listing = group_action(actions, "list", cmd_threads_list, "the threads, most recently continued first")
     listing.add_argument("--limit", type=positive_int, default=50, help="at most this many threads (default 50)")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_threads_list)
-    show = actions.add_parser("show", help="a thread's turns in order")
+    show = group_action(actions, "show", cmd_threads_show, "a thread's turns in order")
     show.add_argument("id", help="the thread id (t_…), from a result's _meta or `streamhost threads list`")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=cmd_threads_show)
-    rm = actions.add_parser("rm", help="delete a thread and its turns")
+    rm = group_action(actions, "rm", cmd_threads_rm, "delete a thread and its turns")
     rm.add_argument("id", help="the thread id (t_…)")
-    rm.add_argument("--json", action="store_true")
-    rm.set_defaults(func=cmd_threads_rm)

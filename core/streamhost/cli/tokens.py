@@ -1,8 +1,9 @@
-"""``streamhost tokens add NAME|list|revoke NAME``: who may call ``streamhost serve --http``.
+"""``streamhost tokens add NAME|list|set NAME|revoke NAME``: who may call ``streamhost serve --http``.
 
 ``add`` prints the new token once, alone on the last line of its output (``TOKEN=$(streamhost tokens add
-alice)`` keeps just the token: the rest goes to stderr); the store keeps only its SHA-256. A person whose token
-leaked gets a new one with ``revoke`` then ``add`` under the same name: their usage stays under that name.
+alice)`` keeps just the token: the rest goes to stderr); the store keeps only its SHA-256. ``set`` changes a
+token's limits and leaves the token as it is: its holder keeps using it. A person whose token leaked gets a new
+one with ``revoke`` then ``add`` under the same name: their usage stays under that name.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamhostError
 from .common import console, plain
-from .store_access import local_time, money, with_store
+from .store_access import command_group, group_action, local_time, money, with_store
 
 if TYPE_CHECKING:
     from ..store.database import Store
@@ -112,6 +113,35 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens_set(args: argparse.Namespace) -> int:
+    """Change NAME's limits (only those named on the command line), keeping its token."""
+    from ..host.callers import TOKEN_CACHE_S
+
+    changes: dict[str, Any] = {}
+    if args.models or args.any_model:
+        changes["models"] = tuple(args.models) if args.models else None
+    if args.daily_usd is not None or args.no_daily_usd:
+        changes["daily_usd"] = args.daily_usd
+    if args.per_minute is not None or args.no_per_minute:
+        changes["per_minute"] = args.per_minute
+    if not changes:
+        raise StreamhostError("nothing to change: give --models, --daily-usd or --per-minute to set a limit, "
+                              "or --any-model, --no-daily-usd or --no-per-minute to lift one")
+
+    async def work(store: Store) -> TokenRecord | None:
+        return await store.set_token_limits(args.name, changes)
+
+    record = with_store(work)
+    if record is None:
+        raise StreamhostError(f"no active token named {args.name!r}: `streamhost tokens list` shows the tokens")
+    if args.json:
+        print(json.dumps({key: value for key, value in asdict(record).items() if key != "digest"}, indent=2))
+    else:
+        console().print(f"token {plain(record.name)}: {plain(limits(record))} (running servers apply it within "
+                        f"{TOKEN_CACHE_S:g} s; the token is unchanged)")
+    return 0
+
+
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     """Revoke NAME's token: within a few seconds the server refuses it (401)."""
     from ..host.callers import TOKEN_CACHE_S
@@ -129,21 +159,41 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``tokens add|list|revoke`` to the ``streamhost`` parser's subcommands."""
-    tokens = sub.add_parser("tokens", help="who may call `serve --http`: add, list, revoke bearer tokens")
-    actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="make a token for NAME and print it once")
+    """Add ``tokens add|list|set|revoke`` to the ``streamhost`` parser's subcommands."""
+    actions = command_group(sub, "tokens", "who may call `serve --http`: add, list, set (limits), revoke bearer tokens")
+    # No --json for add: its output is the token alone, for TOKEN=$(streamhost tokens add NAME).
+    add = group_action(actions, "add", cmd_tokens_add, "make a token for NAME and print it once", json=False)
     add.add_argument("name", help="whom the token is for (1-64 letters, digits, . _ @ + -): usage is kept under it")
-    add.add_argument("--models", nargs="+", type=pattern, metavar="PATTERN",
-                     help="model ids or patterns it may call, e.g. 'openai/gpt-4.1*' (default: every model)")
-    add.add_argument("--daily-usd", type=usd, metavar="X", help="USD its calls may cost over 24 hours (default: none)")
-    add.add_argument("--per-minute", type=per_minute, metavar="N",
-                     help="model calls it may start a minute, per server process (default: no limit)")
-    add.set_defaults(func=cmd_tokens_add)
-    listing = actions.add_parser("list", help="the tokens, their limits and what they spent (never the tokens)")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_tokens_list)
-    revoke = actions.add_parser("revoke", help="revoke NAME's token")
+    _limit_options(add, lifting=False)
+    group_action(actions, "list", cmd_tokens_list, "the tokens, their limits and what they spent (never the tokens)")
+    change = group_action(
+        actions, "set", cmd_tokens_set, "change NAME's limits, keeping its token",
+        description="Change the limits of NAME's token in place: its holder keeps the same token. A limit not named "
+                    "here stays as it is; --any-model, --no-daily-usd and --no-per-minute lift one. Running servers "
+                    "apply the change within a few seconds.")
+    change.add_argument("name")
+    _limit_options(change, lifting=True)
+    revoke = group_action(actions, "revoke", cmd_tokens_revoke, "revoke NAME's token")
     revoke.add_argument("name")
-    revoke.add_argument("--json", action="store_true")
-    revoke.set_defaults(func=cmd_tokens_revoke)
+
+
+def _limit_options(parser: argparse.ArgumentParser, *, lifting: bool) -> None:
+    """``--models``, ``--daily-usd`` and ``--per-minute``; with ``lifting`` (``set``), each with the flag that lifts
+    it instead, and a limit not given stays as it is."""
+
+    def choice() -> Any:
+        return parser.add_mutually_exclusive_group() if lifting else parser
+
+    models, budget, rate = choice(), choice(), choice()
+    models.add_argument("--models", nargs="+", type=pattern, metavar="PATTERN",
+                        help="model ids or patterns it may call, e.g. 'openai/gpt-4.1*' (default: "
+                             f"{'unchanged' if lifting else 'every model'})")
+    budget.add_argument("--daily-usd", type=usd, metavar="X", help="USD its calls may cost over 24 hours (default: "
+                                                                  f"{'unchanged' if lifting else 'none'})")
+    rate.add_argument("--per-minute", type=per_minute, metavar="N",
+                      help="model calls it may start a minute, per server process (default: "
+                           f"{'unchanged' if lifting else 'no limit'})")
+    if lifting:
+        models.add_argument("--any-model", action="store_true", help="let it call every model")
+        budget.add_argument("--no-daily-usd", action="store_true", help="no daily budget of its own")
+        rate.add_argument("--no-per-minute", action="store_true", help="no rate limit")

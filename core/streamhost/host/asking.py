@@ -65,8 +65,10 @@ class Asking:
                 run.estimate = lambda chars: self.cut_short(prepared, chars)
                 generation = await self.engine.run(prepared, run.sink)
                 run.end = self.end_of(prepared, generation)
-            if thread is not None:
-                await self.recorder.add_turns(thread, prompt, generation, run.id)
+                if thread is not None:
+                    # Before the run's end is written: whoever sees the run ended (a wait in another replica) can
+                    # continue its thread at once and finds this turn there.
+                    await self.recorder.add_turns(thread, prompt, generation, run.id)
             generation.run, generation.thread = run.id, thread.id if thread else None
             return generation
 

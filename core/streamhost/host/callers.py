@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import BudgetExceededError, InvalidArgumentError, StreamhostError
+from ..services import ModelEntry
 from .pricing import BUDGET_WINDOW_S, format_usd
 
 if TYPE_CHECKING:
@@ -73,6 +74,18 @@ def may_see(owner_token: str | None) -> bool:
     token only its own."""
     caller = CALLER.get()
     return caller is None or owner_token == caller.name
+
+
+def may_call(model_id: str) -> bool:
+    """Whether the caller may call the model ``PROVIDER/NAME``: a local caller any."""
+    caller = CALLER.get()
+    return caller is None or caller.allows(model_id)
+
+
+def callable_models(entries: list[ModelEntry]) -> list[ModelEntry]:
+    """The models of ``entries`` the caller may call, in their order: what ``list_models`` shows a token's holder,
+    who has no use for the names of models it would be refused."""
+    return entries if CALLER.get() is None else [entry for entry in entries if may_call(entry.id)]
 
 
 async def owns_thread(store: Store, thread_id: str) -> bool:

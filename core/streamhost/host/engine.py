@@ -159,6 +159,7 @@ class Engine:
                 await provider.aclose()
             except Exception as exc:
                 log.debug("closing provider %s failed: %r", provider.name, exc)
+        self.metrics.close()
 
     def _request(self, args: GenerateArgs, schema: dict[str, Any] | None) -> Prepared:
         if not isinstance(args.prompt, str) or not args.prompt.strip():

@@ -121,6 +121,10 @@ class LiveRuns:
         """The live run with this id, if it is still going here."""
         return self._runs.get(run_id)
 
+    def ids(self) -> list[str]:
+        """The ids of the runs still going here."""
+        return list(self._runs)
+
     async def cancel_all(self) -> None:
         """Cancel every live run (the host is stopping): each is recorded as cancelled."""
         runs = list(self._runs.values())

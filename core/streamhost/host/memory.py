@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import StreamhostError
 from .config import Config
 from .handoff import LiveRuns
+from .remote_cancels import RemoteCancels
 from .sweeping import Sweeper
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class Memory:
         """Marks a dead replica's runs interrupted while this process runs; ``sweeper.listen`` hears of them."""
         self.live = LiveRuns()
         """The runs going on in this process past their request (handed off, or resumed after a restart)."""
+        self.cancels = RemoteCancels(self.live)
+        """Cancels this process's runs (live runs, and MCP tasks it ``watch``es) when another process asks to."""
         self.resume: Callable[[], Awaitable[None]] | None = None
         """Takes over the runs a stopped host left (set by the engine); ``wait`` calls it first, so right after a
         restart a run is followed, not reported interrupted."""
@@ -83,6 +86,7 @@ class Memory:
             log.error("the store could not be opened, calls go on unrecorded: %s", self.failure)
             return None
         self.sweeper.start(self._store)
+        self.cancels.start(self._store)
         return self._store
 
     async def aclose(self) -> None:
@@ -90,5 +94,6 @@ class Memory:
         await self.live.cancel_all()  # before the store closes: each records how it ended
         store, self._store = self._store, None
         await self.sweeper.stop()
+        await self.cancels.stop()
         if store is not None:
             await store.close()

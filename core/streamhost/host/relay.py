@@ -35,6 +35,8 @@ from .sinks import Tail
 log = logging.getLogger("streamhost.relay")
 _END = object()
 _STOPPED = object()
+_WAITED_S = 0.001
+"""A read of the stream that took longer than this waited for the upstream (queued events come at once)."""
 _UPSTREAMS: ContextVar[set[asyncio.Task[None]] | None] = ContextVar("streamhost_upstreams", default=None)
 
 
@@ -251,7 +253,10 @@ class Relay:
         timeout = wake - now
         if timeout <= 0:
             return None
-        if await inbox.wait(timeout, eager=not holding):
+        # Under load the upstream is read once per window (``_pump``); a quiet loop reads it as it comes, so the
+        # end of a short answer is never held for a window.
+        due = state.text_due if self.lag.busy(now) else float("-inf")
+        if await inbox.wait(timeout, eager=not holding, due=due):
             # The timer fired: how late it ran says how far behind the loop is.
             woke = time.monotonic()
             self.lag.observe(woke - wake, woke)
@@ -393,6 +398,8 @@ class _Inbox:
         self.items: deque[Any] = deque()
         self.waiter: asyncio.Future[bool] | None = None
         self.eager = True
+        self.due = float("-inf")
+        """Until when the relay holds text (an open window): reading the upstream sooner only wakes the reader."""
 
     def put(self, item: Any, urgent: bool = True) -> None:
         """Add an item; wake the relay if it waits eagerly or the item is urgent."""
@@ -400,14 +407,16 @@ class _Inbox:
         if self.waiter is not None and (urgent or self.eager):
             _wake(self.waiter, False)
 
-    async def wait(self, timeout: float, eager: bool = True) -> bool:
-        """Return when an item wakes us (False) or ``timeout`` seconds have passed (True).
+    async def wait(self, timeout: float, eager: bool = True, due: float = float("-inf")) -> bool:
+        """Return when an item wakes us (False) or ``timeout`` seconds have passed (True); a wait that is not
+        ``eager`` holds text until ``due``.
 
         A cancellation always propagates.
         """
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.eager = eager
+        self.due = float("-inf") if eager else due
         timer = loop.call_later(timeout, _wake, waiter, True)
         try:
             return await waiter
@@ -422,13 +431,28 @@ def _wake(waiter: asyncio.Future[bool], timed_out: bool) -> None:
 
 
 async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) -> None:
-    """Move events into the inbox; always close the stream, so its HTTP request ends with it."""
+    """Move events into the inbox; always close the stream, so its HTTP request ends with it.
+
+    While the loop runs late and the relay holds text in an open window, an event the stream had to wait for
+    says nothing more is queued: the next read waits for the window's end, and what arrived meanwhile is read in
+    one go, instead of a wake-up of this task (and of every layer of the stream) for each chunk. The first text
+    is never held.
+    """
     stream: AsyncIterator[Any] | None = None
     try:
         stream = open_stream()
-        async for event in stream:
+        events = aiter(stream)
+        while True:
+            asked = time.monotonic()
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                break
             # A checkpoint is not urgent either: it waits for the text it comes with.
             inbox.put(event, type(event) is not TextDelta and type(event) is not Checkpoint)
+            now = time.monotonic()
+            if inbox.due > now and now - asked > _WAITED_S:
+                await asyncio.sleep(inbox.due - now - _WAITED_S)
         inbox.put(_END)
     except asyncio.CancelledError:
         inbox.put(_STOPPED)  # read only if the cancel came from outside (stoppable_upstreams)

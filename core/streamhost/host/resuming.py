@@ -36,7 +36,8 @@ from .recording import FINISH_TIMEOUT_S, STOPPED, Recorder, Thread
 from .relay import Relay
 
 if TYPE_CHECKING:
-    from ..store.database import Interrupted, Store
+    from ..store.checkpoints import Interrupted
+    from ..store.database import Store
     from .engine import Engine
 
 log = logging.getLogger("streamhost.resume")

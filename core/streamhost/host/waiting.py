@@ -18,6 +18,7 @@ import anyio
 from ..errors import CallFailed, InvalidArgumentError, StreamhostError
 from ..events import Sink, Update
 from ..services import Generation
+from . import remote_cancels
 from .callers import may_see, owner
 from .following import follow_stored
 from .handoff import LiveRun
@@ -108,8 +109,22 @@ class Waiting:
         if cancel:
             record = await self._record(run_id)
             if record.status == "running":
-                raise StreamhostError(f"run {run_id} is running in another streamhost process: cancel it there")
+                return await self._cancel_elsewhere(run_id, sink)
         return await self._stored(run_id, sink, handoff_s=handoff_s)
+
+    async def _cancel_elsewhere(self, run_id: str, sink: Sink) -> Generation:
+        """Cancel a run another process runs (through a request in the store): what a local cancel returns, once
+        that process has acted on it; else the run's state, ``running``, saying the request stands."""
+        store = await self.memory.require("wait")
+        ended = await remote_cancels.cancel_elsewhere(store, run_id, sink)
+        generation = await self._stored(run_id, sink)
+        if ended or generation.status != "running":
+            return generation
+        return dataclasses.replace(generation, text=(
+            f"[streamhost: the cancel of run {run_id} is recorded, but the streamhost process running it has not "
+            f"acted on it within {remote_cancels.FOLLOW_S:.0f} s (it is busy, or it stopped: a stopped process's "
+            "runs are marked interrupted by the others within a few minutes). It takes effect when that process "
+            "reads it.]"))
 
     async def _may_follow(self, live: LiveRun, run_id: str) -> bool:
         """Whether the caller may follow the live run: a local caller any, a token its own."""
@@ -142,6 +157,8 @@ class Waiting:
                 return  # ended: its record has all its text
             if time.monotonic() > deadline:
                 # The store is far behind: answer now (the id works here) and record the offset once it can be.
+                log.warning("run %s: handed off before the store recorded it (%.0f s); a wait in another process "
+                            "finds it once it is", live.id, RECORD_WAIT_S)
                 later = asyncio.ensure_future(self._record_hand_off_later(store, live))
                 _later.add(later)
                 later.add_done_callback(_later.discard)

@@ -34,6 +34,7 @@ from ..errors import InvalidArgumentError
 from ..host.callers import CALLER
 from ..host.config import HttpSettings
 from ..host.engine import Engine
+from ..host.lag import freeze_when_warm
 from ..pages.host_services import HostServices
 from .calls import Calls
 from .http_auth import CALLER_KEY, BearerAuth
@@ -139,9 +140,11 @@ def build_http_app(engine: Engine, startup_error: str | None = None, *, host: st
         async with server.session_manager.run():
             with _stops_calls(stop_calls):
                 warmup.start()
+                freezing = asyncio.create_task(freeze_when_warm(calls.idle))  # full collections stop the loop
                 try:
                     yield
                 finally:
+                    freezing.cancel()
                     stop_calls()
         with anyio.CancelScope(shield=True):
             await engine.aclose()

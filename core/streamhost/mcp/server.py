@@ -14,8 +14,9 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from .. import __version__
+from ..host.callers import CALLER
 from ..host.engine import Engine
-from ..host.toolbox import Toolbox
+from ..host.toolbox import Listed, Toolbox
 from ..pages.host_services import HostServices
 from .calls import Calls
 from .client_roots import ClientRoots
@@ -61,8 +62,19 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
         roots.seen(ctx.session)
         services.client = services.client or client_name(ctx)
 
+    restricted: dict[tuple[str, ...], list[types.Tool]] = {}
+
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=definitions)
+        caller = CALLER.get()
+        if caller is None or caller.models is None:
+            return types.ListToolsResult(tools=definitions)
+        # A token held to some models reads only those in the descriptions (generate names the models it knows).
+        if caller.models not in restricted:
+            restricted[caller.models] = [
+                definition(Listed(listed.tool, listed.tool.description_for(services), listed.input_schema),
+                           tasks=startup_error is None and tasks.supports(name))
+                for name, listed in toolbox.listed.items()]
+        return types.ListToolsResult(tools=restricted[caller.models])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         if startup_error is not None:
@@ -77,8 +89,11 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
         # Cancelled by the client: the transport drops this answer (a cancelled request is never answered).
         return error_result(f"{params.name} was cancelled")
 
+    # Over 2026-era HTTP the SDK checks a call's Mcp-Param headers against the tool's input schema; without this
+    # lookup it would run a whole tools/list for every call before the call starts.
+    schemas = {listed.name: listed.input_schema for listed in definitions}
     server: Server[Any] = Server("streamhost", version=__version__, instructions=INSTRUCTIONS,
-                                 on_list_tools=list_tools, on_call_tool=call_tool)
+                                 get_tool_input_schema=schemas.get, on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(_name_invalid_params)
     server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, roots.changed)
     if startup_error is None:

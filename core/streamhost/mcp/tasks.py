@@ -170,6 +170,7 @@ class Tasks:
         log.info("task %s: a %s call, followed until it ends", live.id, tool)
         self._keep(live)
         call.add_done_callback(lambda done: self._ended(live, done))
+        self.memory.cancels.watch(live.id, call)  # a tasks/cancel that reaches another replica stops it too
         return live
 
     def finished(self, result: types.CallToolResult, ttl_ms: int | None = None) -> LiveTask:
@@ -213,19 +214,24 @@ class Tasks:
         return state
 
     async def cancel(self, task_id: str) -> TaskState | None:
-        """Cancel a live task and wait until its run is recorded cancelled; an ended or unknown task is left as it
-        is (its state is returned; None: unknown)."""
+        """Cancel a running task and wait until its run is recorded cancelled; an ended or unknown task is left as
+        it is (its state is returned; None: unknown).
+
+        A task running in another process (a replica behind a load balancer) is cancelled through the store, as
+        ``wait(cancel=true)`` does: its state is still ``working`` if that process did not act within
+        ``remote_cancels.FOLLOW_S``.
+        """
         live = self._visible(task_id)
         if live is not None and live.call is not None and not live.call.done():
             live.call.cancel()
             await asyncio.wait({live.call})
             await asyncio.sleep(0)
+        elif live is None:
+            state = await self.state(task_id)
+            if state is None or state.done:
+                return state
+            await self.toolbox.call("wait", {"run": task_id, "cancel": True}, _Discard())
         return await self.state(task_id)
-
-    def running_here(self, task_id: str) -> bool:
-        """Whether the task is a call of this process still running (one that ``cancel`` can stop)."""
-        live = self._visible(task_id)
-        return live is not None and live.call is not None and not live.call.done()
 
     def listed(self) -> list[TaskState]:
         """The tasks started here and still kept, newest first."""

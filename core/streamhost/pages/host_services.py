@@ -15,6 +15,7 @@ from ..errors import StreamhostError
 from ..events import Event, Sink
 from ..fetchers import Document
 from ..host.asking import Asking
+from ..host.callers import CALLER, callable_models, may_call
 from ..host.engine import Engine, GenerateArgs
 from ..host.handoff import handoff_time
 from ..host.relay import Relay
@@ -38,14 +39,25 @@ class HostServices:
         """The client's roots, for ``files``: set by the MCP face. None, or an empty answer (a client that
         offers no roots), means the working directory; ``[context] roots`` are allowed as well."""
 
+    # Over HTTP a token's holder is shown only the models its token may call (host/callers.py).
     def models(self) -> list[ModelEntry]:
-        return self.engine.catalog.entries()
+        return callable_models(self.engine.catalog.entries())
 
     def default_model(self) -> str | None:
-        return self.engine.catalog.default_model()
+        default = self.engine.catalog.default_model()
+        return default if default is None or self._may_call(default) else None
 
     def aliases(self) -> dict[str, str]:
-        return dict(self.engine.config.aliases)
+        return {alias: target for alias, target in self.engine.config.aliases.items() if self._may_call(target)}
+
+    def _may_call(self, name: str) -> bool:
+        if CALLER.get() is None:
+            return True
+        try:  # the id a call of ``name`` would be held to, as the engine resolves it
+            name = self.engine.catalog.resolve(name).id
+        except StreamhostError:
+            pass  # a name no provider serves: the token's patterns alone decide
+        return may_call(name)
 
     def providers(self) -> list[str]:
         return list(self.engine.registry.providers)
@@ -54,7 +66,8 @@ class HostServices:
         return sorted({scheme for fetcher in self.engine.registry.fetchers.values() for scheme in fetcher.schemes})
 
     def summary_model(self) -> str | None:
-        return self.engine.config.summarize.model or self.default_model()
+        # The default as calls resolve it, whoever calls: a token that may not call it is refused by name.
+        return self.engine.config.summarize.model or self.engine.catalog.default_model()
 
     async def generate(self, prompt: Any, sink: Sink, *, model: Any = None, system: Any = None,
                        temperature: Any = None, max_tokens: Any = None, output_schema: Any = None,

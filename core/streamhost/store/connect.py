@@ -3,25 +3,37 @@
 SQLite gets two engines: one writer connection whose transactions start with ``BEGIN IMMEDIATE`` (so a
 write never has to upgrade a read lock, the case ``busy_timeout`` cannot wait out and reports as
 ``database is locked``) and a small pool of readers (WAL lets them read while the writer writes).
-PostgreSQL gets one pooled engine for both: its writers do not block one another.
+PostgreSQL gets two pools too, though its writers do not block one another: the store's writes (a run's record,
+its hand-off, its end) never queue for a connection behind the reads that followers poll, and the readers run in
+autocommit (no BEGIN and ROLLBACK round trips around a poll). A pooled connection is checked only when it sat idle
+for a while (a server restarted meanwhile), not on every checkout: that check costs three round trips on asyncpg.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from streamhost.store.records import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write to end before giving up."""
+
+POSTGRES_WRITERS = 10
+"""PostgreSQL connections per process for writes. No overflow: at a burst (hundreds of runs recorded or handed off
+at once) a write waits a few ms for a pooled connection rather than open one (tens of ms) to close it after."""
+POSTGRES_READERS = 10
+"""The same for reads (followers' polls, history, wait)."""
+IDLE_CHECK_S = 10.0
+"""A pooled PostgreSQL connection idle this long is checked before use (the server may have restarted)."""
 
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}
 
@@ -110,8 +122,30 @@ def engines(target: Target) -> tuple[AsyncEngine, AsyncEngine]:
         return (_sqlite_engine(target.url, begin="BEGIN IMMEDIATE", pool_size=1),
                 _sqlite_engine(target.url, begin=None, pool_size=4))
     try:
-        engine = create_async_engine(target.url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+        writer = _postgres_engine(target.url, POSTGRES_WRITERS)
+        reader = _postgres_engine(target.url, POSTGRES_READERS, isolation_level="AUTOCOMMIT")
     except ModuleNotFoundError as exc:
         raise StoreError(f"The store {target.label} needs the PostgreSQL driver {exc.name}: "
                          "pip install 'streamhost[postgres]'.") from None
-    return engine, engine
+    return writer, reader
+
+
+def _postgres_engine(url: URL, pool_size: int, **options: Any) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, **options)
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Checked only after a pause (pool_pre_ping would check every checkout, a busy server's hundreds a
+        # second); a connection that fails is replaced by the pool, the caller never sees it.
+        if time.monotonic() - record.info.get("idle_since", float("inf")) < IDLE_CHECK_S:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection is gone ({exc})") from exc
+
+    return engine

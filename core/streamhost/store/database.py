@@ -1,5 +1,7 @@
 """The store: runs with their journaled text, threads, usage; ``open_store`` makes one ready to use.
 
+``Store`` owns the connections and when to write; the queries live with their tables (``runs``,
+``checkpoints``, ``threads``, ``usage``, ``tokens``), each taking the connection it runs on.
 Writes are serialized in this process (one SQLite writer; PostgreSQL takes them as they come) and journal
 chunks from every run are committed together (group commit): 50 runs journaling at once cost one
 transaction per round, not 50. Reads use their own connections and never wait for a write.
@@ -11,17 +13,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from streamhost.store import migrate, recovery, schema, threads, tokens, usage
+from streamhost.store import cancels, checkpoints, migrate, runs, threads, tokens, usage
+from streamhost.store.batching import GroupCommit
+from streamhost.store.checkpoints import Interrupted
 from streamhost.store.connect import Target, create_file, engines, resolve
 from streamhost.store.records import (
-    FileRecord,
     RunEnd,
     RunRecord,
     RunStart,
@@ -37,18 +38,7 @@ if TYPE_CHECKING:
     from streamhost.host.config import StoreSettings
 
 _Chunk = tuple[str, int, str, "asyncio.Future[None]"]
-
-
-class Interrupted(NamedTuple):
-    """An interrupted run with a checkpoint: what resuming it needs."""
-
-    id: str
-    model: str | None
-    thread_id: str | None
-    prompt: str | None
-    checkpoint: str
-    checkpoint_chars: int
-    error: str | None
+_Finish = tuple[str, RunEnd, float, list[dict[str, Any]], "tuple[str, int] | None"]  # finish_run's arguments
 
 
 class Store:
@@ -64,7 +54,10 @@ class Store:
             asyncio.Lock() if target.path is not None else contextlib.nullcontext())
         self._chunk_lock = asyncio.Lock()
         self._chunks: list[_Chunk] = []
-        self._upsert_text = _upsert_text(writer.dialect.name)  # built once: the journal runs it twice a second
+        self._run_starts: GroupCommit[RunStart] = GroupCommit(self._create_runs)
+        self._hand_offs: GroupCommit[tuple[str, int]] = GroupCommit(self._hand_off_many)
+        self._finishes: GroupCommit[_Finish] = GroupCommit(self._finish_many)
+        self._upsert_text = runs.upsert_text(writer.dialect.name)  # built once: the journal runs it twice a second
         self.recovered: list[str] = []
         """The runs ``open_store`` marked interrupted (a dead process's), for whoever resumes them."""
 
@@ -91,18 +84,13 @@ class Store:
     # -- runs ------------------------------------------------------------------------------------------------
 
     async def create_run(self, start: RunStart) -> None:
-        """Record a run as running, owned by this process."""
-        now = time.time()
+        """Record a run as running, owned by this process (with the runs recorded at the same moment: one
+        transaction for a burst of calls)."""
+        await self._run_starts.submit(start)
+
+    async def _create_runs(self, starts: list[RunStart]) -> None:
         async with self._writing() as conn:
-            await conn.execute(insert(schema.runs).values(
-                id=start.id, tool=start.tool, model=start.model, status="running", thread_id=start.thread_id,
-                process=recovery.this_process(), started_at=now, heartbeat_at=now, chars=0,
-                prompt=start.prompt if self._keep_text else None, usage_estimated=False,
-                owner_token=start.owner_token))
-            if start.files:
-                await conn.execute(insert(schema.run_files), [
-                    {"run_id": start.id, "seq": i, "path": f.path, "size": f.size, "sha256": f.sha256}
-                    for i, f in enumerate(start.files)])
+            await runs.create_many(conn, starts, time.time(), keep_text=self._keep_text)
 
     async def append_text(self, run_id: str, offset: int, text: str) -> None:
         """Journal a chunk of a run's answer that starts at ``offset`` (nothing is written without keep_text)."""
@@ -121,8 +109,7 @@ class Store:
                             longest[run_id, offset] = text
                     rows = [{"run_id": run_id, "pos": pos, "text": text} for (run_id, pos), text in longest.items()]
                     async with self._writing() as conn:
-                        # One row is an execute, not an executemany: SQLAlchemy's many-rows path costs more CPU.
-                        await conn.execute(self._upsert_text, rows[0] if len(rows) == 1 else rows)
+                        await runs.write_text(conn, self._upsert_text, rows)
                 except BaseException as exc:
                     # Every caller in the batch waits on its future: each must learn the write failed.
                     reason = "cancelled" if not isinstance(exc, Exception) else _reason(exc)
@@ -140,78 +127,47 @@ class Store:
     async def heartbeat(self, run_ids: list[str]) -> None:
         """Mark these runs as alive now (a run without a heartbeat for 2 minutes is taken for dead)."""
         if run_ids:
-            r = schema.runs
             async with self._writing() as conn:
-                await conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.status == "running")
-                                   .values(heartbeat_at=time.time()))
+                await runs.heartbeat(conn, run_ids, time.time())
 
     async def finish_run(self, run_id: str, end: RunEnd, *, text: Sequence[tuple[int, str]] = (),
                          checkpoint: tuple[str, int] | None = None) -> None:
         """Record how the run ended, after its last text: ``text`` (offset, chunk) pairs are written with the end
         in one transaction (the journal's last batch: a completed run never lacks the end of its answer), and with
         them the run's newest ``checkpoint`` (state, characters covered), which that text covers."""
-        r = schema.runs
-        values: dict[str, Any] = {
-            "status": end.status, "ended_at": time.time(), "ttft_ms": end.ttft_ms, "duration_ms": end.duration_ms,
-            "input_tokens": end.input_tokens, "output_tokens": end.output_tokens,
-            "usage_estimated": end.usage_estimated, "cost_usd": end.cost_usd, "error": end.error,
-            "chars": end.chars if end.chars is not None else _journaled_chars()}
-        if end.model:
-            values["model"] = end.model
-        if checkpoint is not None:
-            values["checkpoint"], values["checkpoint_chars"] = checkpoint
+        now = time.time()  # when it ended, not when the write got its turn
         rows = [{"run_id": run_id, "pos": offset, "text": chunk} for offset, chunk in text if chunk]
+        await self._finishes.submit((run_id, end, now, rows, checkpoint))  # with the runs ending at the same moment
+
+    async def _finish_many(self, finishes: list[_Finish]) -> None:
+        # One row per (run, offset): PostgreSQL refuses to upsert a row twice in a statement.
+        longest = {(row["run_id"], row["pos"]): row for *_, rows, _ in finishes for row in rows}
         async with self._writing() as conn:
-            if rows and self._keep_text:
-                await conn.execute(self._upsert_text, rows[0] if len(rows) == 1 else rows)
-            await conn.execute(update(r).where(r.c.id == run_id).values(values))
+            if longest and self._keep_text:
+                await runs.write_text(conn, self._upsert_text, list(longest.values()))
+            for run_id, end, now, _, checkpoint in finishes:
+                await runs.finish(conn, run_id, end, now, checkpoint)
 
     async def run(self, run_id: str) -> RunRecord | None:
         """One run, or None when there is none with that id."""
         async with self._reading() as conn:
-            found = await _runs(conn, select(schema.runs).where(schema.runs.c.id == run_id))
-        return found[0] if found else None
+            return await runs.by_id(conn, run_id)
 
     async def run_text(self, run_id: str, start: int = 0) -> str:
         """The run's journaled text from offset ``start`` on: chunks in offset order, overlaps counted once."""
-        t = schema.run_text
-        query = select(t.c.pos, t.c.text).where(t.c.run_id == run_id).order_by(t.c.pos)
-        if start:  # a follower polling a long run reads only the chunks past where it got to
-            query = query.where(t.c.pos + func.length(t.c.text) > start)
         async with self._reading() as conn:
-            rows = await conn.execute(query)
-            parts, end = [], start
-            for pos, text in rows:
-                if pos + len(text) > end:
-                    parts.append(text[max(end - pos, 0):])
-                    end = pos + len(text)
-        return "".join(parts)
+            return await runs.text(conn, run_id, start)
 
     async def follow_step(self, run_id: str, start: int) -> tuple[str | None, str]:
         """A running run's status (None: no such run) and its journaled text from ``start`` on, read in that order
         on one connection: what a follower polls (cheaper than ``run`` and ``run_text``, for many followers)."""
-        r, t = schema.runs, schema.run_text
         async with self._reading() as conn:
-            status = (await conn.execute(select(r.c.status).where(r.c.id == run_id))).scalar()
-            rows = await conn.execute(select(t.c.pos, t.c.text).where(
-                t.c.run_id == run_id, t.c.pos + func.length(t.c.text) > start).order_by(t.c.pos))
-            parts, end = [], start
-            for pos, text in rows:
-                if pos + len(text) > end:
-                    parts.append(text[max(end - pos, 0):])
-                    end = pos + len(text)
-        return status, "".join(parts)
+            return await runs.follow_step(conn, run_id, start)
 
     async def runs(self, *, since: float | None = None, limit: int = 50, model: str | None = None) -> list[RunRecord]:
         """Runs, newest first; only those started at or after ``since``, only ``model``'s, when given."""
-        r = schema.runs
-        query = select(r).order_by(r.c.started_at.desc(), r.c.id.desc()).limit(limit)
-        if since is not None:
-            query = query.where(r.c.started_at >= since)
-        if model is not None:
-            query = query.where(r.c.model == model)
         async with self._reading() as conn:
-            return await _runs(conn, query)
+            return await runs.listing(conn, since, limit, model)
 
     async def prune(self, keep_days: float) -> int:
         """Delete finished runs started more than ``keep_days`` ago, with their text and files; how many.
@@ -220,12 +176,9 @@ class Store:
         """
         if keep_days <= 0:
             return 0
-        r = schema.runs
-        old = select(r.c.id).where(r.c.started_at < time.time() - keep_days * 86_400, r.c.status != "running")
+        before = time.time() - keep_days * 86_400
         async with self._writing() as conn:
-            for table in (schema.run_text, schema.run_files):
-                await conn.execute(delete(table).where(table.c.run_id.in_(old)))
-            return (await conn.execute(delete(r).where(r.c.id.in_(old)))).rowcount
+            return await runs.prune(conn, before)
 
     async def hand_off(self, run_id: str, given: int) -> bool:
         """Record that callers have been given the running run's first ``given`` characters (a hand-off), so a
@@ -235,92 +188,69 @@ class Store:
         written when it ends; until then readers take it from the journal): no schema change, and a later hand-off
         never moves it back.
         """
-        r = schema.runs
+        return bool(await self._hand_offs.submit((run_id, given)))  # with the hand-offs of the same moment
+
+    async def _hand_off_many(self, offsets: list[tuple[str, int]]) -> list[bool]:
         async with self._writing() as conn:
-            found = await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "running")
-                                       .values(chars=case((r.c.chars < given, given), else_=r.c.chars)))
-            return found.rowcount > 0
+            return await runs.hand_off_many(conn, offsets)
 
     async def given(self, run_id: str) -> int | None:
         """How many characters of a running (or interrupted) run callers have been given (see :meth:`hand_off`);
         None once it has ended (its record holds its whole text then)."""
-        r = schema.runs
         async with self._reading() as conn:
-            chars = (await conn.execute(select(r.c.chars).where(r.c.id == run_id,
-                                                                r.c.status.in_(("running", "interrupted"))))).first()
-        return None if chars is None else chars[0] or 0
+            return await runs.given(conn, run_id)
 
     async def recover(self) -> list[str]:
         """Mark ``interrupted`` the running runs whose process is gone, or silent for ``recovery.stale_s()``; their
         ids. Conditional updates: of replicas sweeping at once, each run is reported by exactly one."""
-        r = schema.runs
-        error = "The host stopped before the run finished; the text up to its last journal entry is kept."
-        # ``chars`` is left as it is: the hand-off offset (see hand_off), which a run resumed later goes on from.
-        marked = dict(status="interrupted", ended_at=r.c.heartbeat_at, error=error)
-        running = r.c.status == "running"
         async with self._writing() as conn:
-            # Silent runs, from any host, in one statement that re-checks the heartbeat as it marks.
-            stale = update(r).where(running, r.c.heartbeat_at < time.time() - recovery.stale_s())
-            ids = list((await conn.execute(stale.values(marked).returning(r.c.id))).scalars())
-            # Runs of a process on this host that has ended: only here can that be checked, and cheaply.
-            here = r.c.process.like(recovery.on_this_host(), escape="\\")
-            mine = await conn.execute(select(r.c.id, r.c.process).where(running, here))
-            dead = [row.id for row in mine if recovery.gone(row.process)]
-            if dead:
-                gone = update(r).where(r.c.id.in_(dead), running).values(marked).returning(r.c.id)
-                ids += list((await conn.execute(gone)).scalars())
-        return ids
+            return await runs.recover(conn, time.time())
+
+    # -- cancel requests: stopping a run that another process runs --------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Ask the process running ``run_id`` to cancel it (it polls for requests); False when the run is not
+        running (it ended meanwhile)."""
+        now = time.time()
+        async with self._writing() as conn:
+            return await cancels.request(conn, run_id, now)
+
+    async def cancel_requests(self, run_ids: list[str]) -> list[str]:
+        """Which of these running runs another process has asked to cancel (one query, whatever their number)."""
+        if not run_ids:
+            return []
+        async with self._reading() as conn:
+            return await cancels.requested(conn, run_ids)
 
     # -- checkpoints: resuming a run after a restart ----------------------------------------------------------
 
     async def save_checkpoint(self, run_id: str, state: str, chars: int) -> None:
         """Store where the upstream can resume the running run; it covers the run's first ``chars`` characters,
         which the caller (the journal) has stored already."""
-        r = schema.runs
         async with self._writing() as conn:
-            await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "running")
-                               .values(checkpoint=state, checkpoint_chars=chars))
+            await checkpoints.save(conn, run_id, state, chars)
 
     async def checkpoint(self, run_id: str) -> tuple[str, int] | None:
         """The run's stored checkpoint and how many characters of its text it covers; None when it has none."""
-        r = schema.runs
         async with self._reading() as conn:
-            row = (await conn.execute(select(r.c.checkpoint, r.c.checkpoint_chars).where(r.c.id == run_id))).first()
-        return None if row is None or row.checkpoint is None else (row.checkpoint, row.checkpoint_chars or 0)
+            return await checkpoints.get(conn, run_id)
 
     async def interrupted_runs(self) -> list[Interrupted]:
         """The interrupted runs that have a checkpoint (a resumer's candidates), oldest first."""
-        r = schema.runs
-        query = (select(r.c.id, r.c.model, r.c.thread_id, r.c.prompt, r.c.checkpoint, r.c.checkpoint_chars,
-                        r.c.error)
-                 .where(r.c.status == "interrupted", r.c.checkpoint.is_not(None)).order_by(r.c.started_at))
         async with self._reading() as conn:
-            return [Interrupted(row.id, row.model, row.thread_id, row.prompt, row.checkpoint,
-                                row.checkpoint_chars or 0, row.error) for row in await conn.execute(query)]
+            return await checkpoints.interrupted(conn)
 
     async def take_over(self, run: Interrupted) -> bool:
         """Make an interrupted run this process's running run again, its text cut back to what its checkpoint
         covers (the resumed stream yields the rest); False when another process took it first."""
-        r, t = schema.runs, schema.run_text
-        now, chars = time.time(), run.checkpoint_chars
+        now = time.time()
         async with self._writing() as conn:
-            # Conditional: of replicas taking over at once, exactly one finds the run still interrupted.
-            taken = await conn.execute(update(r).where(
-                r.c.id == run.id, r.c.status == "interrupted", r.c.checkpoint == run.checkpoint).values(
-                status="running", process=recovery.this_process(), heartbeat_at=now, ended_at=None, error=None))
-            if taken.rowcount != 1:
-                return False
-            await conn.execute(delete(t).where(t.c.run_id == run.id, t.c.pos >= chars))
-            await conn.execute(update(t).where(t.c.run_id == run.id, t.c.pos < chars,
-                                               t.c.pos + func.length(t.c.text) > chars)
-                               .values(text=func.substr(t.c.text, 1, chars - t.c.pos)))
-        return True
+            return await checkpoints.take_over(conn, run, now)
 
     async def leave_interrupted(self, run_id: str, error: str) -> None:
         """Say why an interrupted run with a checkpoint is not resumed (it stays interrupted, to resume later)."""
-        r = schema.runs
         async with self._writing() as conn:
-            await conn.execute(update(r).where(r.c.id == run_id, r.c.status == "interrupted").values(error=error))
+            await checkpoints.leave(conn, run_id, error)
 
     # -- threads ---------------------------------------------------------------------------------------------
 
@@ -401,60 +331,18 @@ class Store:
         async with self._writing() as conn:
             return await tokens.revoke(conn, name, time.time())
 
+    async def set_token_limits(self, name: str, limits: dict[str, Any]) -> TokenRecord | None:
+        """Change the active token ``name``'s limits named in ``limits`` (``models``, ``daily_usd``,
+        ``per_minute``; None lifts one), keeping the token; the token as it now is, None when there is none."""
+        async with self._writing() as conn:
+            return await tokens.set_limits(conn, name, limits)
+
     async def close(self) -> None:
         """Close every connection (waiting for writes under way)."""
         async with self._write_lock:
             await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
-
-
-def _upsert_text(dialect: str) -> Any:
-    """Insert a journal chunk; a chunk retried after a failed commit may come back longer: the longer wins."""
-    t = schema.run_text
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(t)
-    return statement.on_conflict_do_update(
-        index_elements=[t.c.run_id, t.c.pos], set_={"text": statement.excluded.text},
-        where=func.length(statement.excluded.text) > func.length(t.c.text))
-
-
-def _journaled_chars() -> Any:
-    """SQL for the length of a run's journaled text (runs.chars itself when none): where its last chunk ends."""
-    t = schema.run_text
-    return func.coalesce(select(func.max(t.c.pos + func.length(t.c.text))).where(t.c.run_id == schema.runs.c.id)
-                         .scalar_subquery(), schema.runs.c.chars)
-
-
-async def _runs(conn: AsyncConnection, query: Any) -> list[RunRecord]:
-    rows = list(await conn.execute(query))
-    files: dict[str, list[FileRecord]] = {}
-    chars: dict[str, int] = {}
-    if rows:
-        f, t = schema.run_files, schema.run_text
-        found = await conn.execute(select(f).where(f.c.run_id.in_([row.id for row in rows])).order_by(f.c.seq))
-        for file in found:
-            files.setdefault(file.run_id, []).append(FileRecord(file.path, file.size, file.sha256))
-        # A running run's length is only written when it ends: until then (or when it was interrupted), where its
-        # journal has got to.
-        running = [row.id for row in rows if row.status in ("running", "interrupted")]
-        if running:
-            ends = await conn.execute(select(t.c.run_id, func.max(t.c.pos + func.length(t.c.text)))
-                                      .where(t.c.run_id.in_(running)).group_by(t.c.run_id))
-            chars = {run_id: end for run_id, end in ends}
-    return [_record(row, files.get(row.id, []), chars.get(row.id)) for row in rows]
-
-
-def _record(row: Row, files: list[FileRecord], chars: int | None) -> RunRecord:
-    return RunRecord(
-        id=row.id, tool=row.tool, model=row.model, status=row.status, thread_id=row.thread_id,
-        started_at=row.started_at, ended_at=row.ended_at, ttft_ms=row.ttft_ms, duration_ms=row.duration_ms,
-        input_tokens=row.input_tokens, output_tokens=row.output_tokens, usage_estimated=bool(row.usage_estimated),
-        cost_usd=row.cost_usd, error=row.error, chars=row.chars if chars is None else chars, prompt=row.prompt,
-        files=files, owner_token=row.owner_token)
 
 
 async def open_store(settings: StoreSettings) -> Store:

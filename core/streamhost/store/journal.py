@@ -113,8 +113,10 @@ class Journal:
                     await asyncio.sleep(self._interval_s)
         beat_at = time.monotonic() + self._heartbeat_s
         while not self._stop.is_set():
+            # Every journal of the process writes on the same ticks of the clock: the writes of all running runs
+            # then meet in the store's group commit, one transaction a tick instead of one per run.
             try:
-                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+                await asyncio.wait_for(self._stop.wait(), self._interval_s - time.monotonic() % self._interval_s)
             except asyncio.TimeoutError:
                 pass
             if self._pieces:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from streamhost.store.records import StoreError
 
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
-HEAD = "0003"
+HEAD = "0004"
 """The newest revision under ``migrations/versions`` (a test checks they agree)."""
 _PG_LOCK = 0x73747265616D  # "stream" in ASCII: the advisory-lock key every streamhost replica agrees on
 

@@ -38,6 +38,8 @@ runs = Table(
     # of the run's text that checkpoint covers
     Column("checkpoint", Text),
     Column("checkpoint_chars", Integer),
+    # revision 0004: when a process that does not run it asked this run to stop (its owner polls for these)
+    Column("cancel_requested_at", Float),
     Index("ix_runs_started_at", "started_at"),
     Index("ix_runs_status", "status"),
 )

@@ -13,7 +13,9 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
@@ -25,6 +27,8 @@ from streamhost.store import schema
 PREFIX = "sht_"
 """What every token starts with: a leaked one is recognisable (secret scanners, logs) as a streamhost token."""
 TOKEN_BYTES = 32
+LIMITS = ("models", "daily_usd", "per_minute")
+"""The fields of a token that ``tokens set`` may change: its limits, never its name or digest."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
@@ -68,6 +72,10 @@ def check_name(name: str) -> str:
     return name
 
 
+def _models_json(models: Collection[str] | None) -> str | None:
+    return json.dumps(list(models)) if models is not None else None
+
+
 def _record(row: Row) -> TokenRecord:
     models = json.loads(row.models) if row.models is not None else None
     return TokenRecord(name=row.name, digest=row.digest, created_at=row.created_at, revoked_at=row.revoked_at,
@@ -81,8 +89,7 @@ async def add(conn: AsyncConnection, record: TokenRecord) -> None:
     t = schema.tokens
     existing = (await conn.execute(select(t.c.revoked_at).where(t.c.name == record.name))).first()
     values = {"digest": record.digest, "created_at": record.created_at, "revoked_at": None,
-              "models": json.dumps(list(record.models)) if record.models is not None else None,
-              "daily_usd": record.daily_usd, "per_minute": record.per_minute}
+              "models": _models_json(record.models), "daily_usd": record.daily_usd, "per_minute": record.per_minute}
     if existing is None:
         await conn.execute(insert(t).values(name=record.name, **values))
     elif existing.revoked_at is not None:
@@ -110,3 +117,18 @@ async def revoke(conn: AsyncConnection, name: str, now: float) -> bool:
     t = schema.tokens
     changed = await conn.execute(update(t).where(t.c.name == name, t.c.revoked_at.is_(None)).values(revoked_at=now))
     return changed.rowcount > 0
+
+
+async def set_limits(conn: AsyncConnection, name: str, limits: dict[str, Any]) -> TokenRecord | None:
+    """Change the active token's limits named in ``limits`` (a key of :data:`LIMITS` with None lifts that limit),
+    keeping the token itself; the token as it now is, or None when there is no active token of that name."""
+    unknown = set(limits) - set(LIMITS)
+    if unknown:
+        raise ValueError(f"not a token limit: {', '.join(sorted(unknown))}")
+    values = {**limits, **({"models": _models_json(limits["models"])} if "models" in limits else {})}
+    t = schema.tokens
+    active = (t.c.name == name, t.c.revoked_at.is_(None))
+    if values:
+        await conn.execute(update(t).where(*active).values(values))
+    row = (await conn.execute(select(t).where(*active))).first()
+    return None if row is None else _record(row)

@@ -44,7 +44,7 @@ class Host:
 
 
 def _config(config: Mapping[str, Any] | str | Path | None) -> Any:
-    from streamhost.host.config import _Reader, load_config, tomllib
+    from streamhost.host.config import ConfigReader, load_config, tomllib
 
     if isinstance(config, Path):
         return load_config(config)
@@ -53,7 +53,7 @@ def _config(config: Mapping[str, Any] | str | Path | None) -> Any:
     # Tests should not append to the user's real metrics file or store unless they ask for it.
     data.setdefault("metrics", {"enabled": False})
     data.setdefault("store", {"enabled": False})
-    return _Reader(Path("<run_host config>"), text).build(data)
+    return ConfigReader(Path("<run_host config>"), text).build(data)
 
 
 @asynccontextmanager

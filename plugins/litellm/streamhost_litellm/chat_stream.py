@@ -25,10 +25,19 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from streamhost import Event, Status, StreamError, TextDelta, UpstreamTimeoutError, Usage, upstream_socket
+from streamhost import (
+    Event,
+    EventTooLarge,
+    SSEDecoder,
+    Status,
+    StreamError,
+    TextDelta,
+    UpstreamTimeoutError,
+    Usage,
+    upstream_socket,
+)
 
 from .errors import CallContext, scrub
-from .sse import EventTooLarge, SSEDecoder
 
 __all__ = ["CUT_SHORT", "FINISH_NOTICES", "ChatChunks", "direct_body", "http_response", "read_body", "response_socket"]
 

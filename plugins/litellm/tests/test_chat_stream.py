@@ -12,11 +12,19 @@ import time
 import anyio
 import pytest
 
-from streamhost import CallFailed, GenerationRequest, Status, StreamError, TextDelta, UpstreamTimeoutError, Usage
+from streamhost import (
+    CallFailed,
+    GenerationRequest,
+    SSEDecoder,
+    Status,
+    StreamError,
+    TextDelta,
+    UpstreamTimeoutError,
+    Usage,
+)
 from streamhost.testing import Script, cancel_stream, expect_disconnect, relay
 from streamhost_litellm import sdk
 from streamhost_litellm.chat_stream import CALLBACK_LISTS, ChatChunks, direct_body
-from streamhost_litellm.sse import SSEDecoder
 
 pytestmark = pytest.mark.anyio
 

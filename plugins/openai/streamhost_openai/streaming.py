@@ -15,9 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from streamhost import Event, StreamError, upstream_socket
+from streamhost import Event, EventTooLarge, SSEDecoder, StreamError, upstream_socket
 
-from .sse import EventTooLarge, SSEDecoder
 from .transport import response_socket
 
 __all__ = ["DRAIN_S", "Parser", "stream_events"]

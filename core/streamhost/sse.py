@@ -1,11 +1,13 @@
 """Server-sent events off an HTTP body: bytes in, the ``data`` of each complete event out. Standard library only.
 
-Only what an OpenAI-compatible Chat Completions stream needs from the WHATWG event-stream rules: lines end at
-LF, CRLF or a lone CR (also when a CRLF is split between two reads); an empty line ends an event; ``data:``
-lines are joined with LF; comments (``:`` keep-alives), ``event:``, ``id:``, ``retry:`` and unknown fields are
-ignored. An event whose data is blank is a keep-alive and is not dispatched, nor is one the body cut before its
-empty line. Lines are decoded as UTF-8 only once whole, so a character split between two reads is kept, and
-bytes that are not UTF-8 become U+FFFD instead of failing the stream.
+For provider plugins that read an upstream's event stream themselves (the OpenAI-protocol streams do: the
+Chat Completions and Responses APIs and every server that speaks them). Only what those streams need from the
+WHATWG event-stream rules: lines end at LF, CRLF or a lone CR (also when a CRLF is split between two reads);
+an empty line ends an event; ``data:`` lines are joined with LF; comments (``:`` keep-alives), ``event:``,
+``id:``, ``retry:`` and unknown fields are ignored (those APIs name the event inside its JSON). An event whose
+data is empty or blank is a keep-alive and is not dispatched, nor is one the body cut before its empty line.
+Lines are decoded as UTF-8 only once whole, so a character split between two reads is kept, and bytes that are
+not UTF-8 become U+FFFD instead of failing the stream.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 __all__ = ["MAX_EVENT_BYTES", "EventTooLarge", "SSEDecoder"]
 
 MAX_EVENT_BYTES = 32 * 1024 * 1024
-"""The largest event (or line) kept: an upstream that never ends one cannot grow this process without bound."""
+"""The largest event (or line) kept: a Responses ``response.completed`` holds the whole answer once more, and an
+upstream that never ends an event cannot grow the process without bound."""
 
 
 class EventTooLarge(ValueError):

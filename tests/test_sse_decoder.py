@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamhost_openai import sse
-from streamhost_openai.sse import EventTooLarge, SSEDecoder
+from streamhost import sse
+from streamhost.sse import EventTooLarge, SSEDecoder
 
 BODY = ('data: {"a":1}\n\n'
         ": keep-alive comment\n\n"
