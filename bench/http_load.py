@@ -22,10 +22,10 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import common
+import raw_mcp
 
 TOKENS = 200
 RATE = 50.0
@@ -41,31 +41,10 @@ def tokens_of(call: int, tokens: int = TOKENS) -> list[str]:
 
 # ------------------------------------------------------------------------------------- client processes
 
-ERA = "2026-07-28"
-META = {"io.modelcontextprotocol/protocolVersion": ERA, "io.modelcontextprotocol/clientInfo": {"name": "http_load",
-        "version": "1"}, "io.modelcontextprotocol/clientCapabilities": {}}
-
-
 def request_bytes(port: int, call: int) -> bytes:
     """A stateless 2026-07-28 ``tools/call`` (no ``initialize``): its version, method and tool name in headers too."""
-    body = json.dumps({"jsonrpc": "2.0", "id": call, "method": "tools/call", "params": {
-        "name": "generate", "arguments": {"prompt": "x", "model": f"openai/load{call}"},
-        "_meta": {**META, "progressToken": call}}}).encode()
-    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {ERA}\r\n"
-            f"MCP-Method: tools/call\r\nMCP-Name: generate\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
-async def sse_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[tuple[float, bytes]]:
-    """The response body as it arrives (chunked or until EOF), each piece with its arrival time."""
-    if "chunked" not in headers.get("transfer-encoding", ""):
-        while data := await reader.read(65536):
-            yield time.monotonic(), data
-        return
-    while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
-        data = await reader.readexactly(size + 2)
-        yield time.monotonic(), data[:-2]
+    return raw_mcp.request_bytes(port, call, "generate", {"prompt": "x", "model": f"openai/load{call}"},
+                                 client="http_load")
 
 
 async def raw_call(port: int, call: int, start_at: float) -> dict[str, Any]:
@@ -81,7 +60,7 @@ async def raw_call(port: int, call: int, start_at: float) -> dict[str, Any]:
         headers[name.strip().lower()] = value.strip().lower()
     first, deltas, notes, answer = None, [], 0, None
     buffer = b""
-    async for arrived, data in sse_body(reader, headers):
+    async for arrived, data in raw_mcp.body_pieces(reader, headers):
         buffer += data
         *events, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
         for event in events:

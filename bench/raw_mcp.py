@@ -13,6 +13,7 @@ import asyncio
 import json
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import common
@@ -22,10 +23,35 @@ META = {"io.modelcontextprotocol/protocolVersion": ERA, "io.modelcontextprotocol
         "version": "1"}, "io.modelcontextprotocol/clientCapabilities": {}}
 
 
-def call_message(number: int, arguments: dict[str, Any], meta: dict[str, Any]) -> bytes:
-    """A ``tools/call`` of ``generate`` with a progress token (the request id)."""
+def call_message(number: int, arguments: dict[str, Any], meta: dict[str, Any], tool: str = "generate") -> bytes:
+    """A ``tools/call`` with a progress token (the request id)."""
     return json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": {
-        "name": "generate", "arguments": arguments, "_meta": {**meta, "progressToken": number}}}).encode()
+        "name": tool, "arguments": arguments, "_meta": {**meta, "progressToken": number}}}).encode()
+
+
+def request_bytes(port: int, key: int, tool: str, arguments: dict[str, Any], era: str = ERA,
+                  client: str = "raw-bench") -> bytes:
+    """A stateless ``tools/call`` POST whose progress token is ``key``: in the 2026-07-28 era with the ``_meta``
+    envelope and the routing headers, in 2025-11-25 with neither (a stateless server needs no ``initialize``)."""
+    modern = era == ERA
+    meta = {**META, "io.modelcontextprotocol/clientInfo": {"name": client, "version": "1"}} if modern else {}
+    body = call_message(key, arguments, meta, tool)
+    routing = f"MCP-Method: tools/call\r\nMCP-Name: {tool}\r\n" if modern else ""
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {era}\r\n"
+            f"{routing}Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def body_pieces(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[tuple[float, bytes]]:
+    """A response body as it arrives (chunked or until EOF), each piece with its arrival time."""
+    if "chunked" not in headers.get("transfer-encoding", ""):
+        while data := await reader.read(65536):
+            yield time.monotonic(), data
+        return
+    while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
+        data = await reader.readexactly(size + 2)
+        yield time.monotonic(), data[:-2]
 
 
 def has_text(message: bytes) -> bool:
@@ -48,14 +74,9 @@ class RawHttp:
             self.streams = await asyncio.open_connection("127.0.0.1", self.port)
         reader, writer = self.streams
         self.number += 1
-        modern = self.era == ERA
-        body = call_message(self.number, arguments, META if modern else {})
-        routing = "MCP-Method: tools/call\r\nMCP-Name: generate\r\n" if modern else ""
-        head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {self.era}\r\n"
-                f"{routing}Content-Length: {len(body)}\r\n\r\n").encode()
+        request = request_bytes(self.port, self.number, "generate", arguments, self.era)
         t0 = time.monotonic()
-        writer.write(head + body)
+        writer.write(request)
         status = await reader.readline()
         chunked = False
         while (line := await reader.readline()) not in (b"\r\n", b""):

@@ -24,7 +24,6 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import anyio
 import common
 import http_common
 import psutil
+import raw_mcp
 
 from streamhost.testing import Script
 
@@ -52,32 +52,7 @@ def tokens_of(call: int) -> list[str]:
 # ------------------------------------------------------------------------------------- client processes
 # A lean client, so that the client processes do not starve the replicas on a small machine: raw asyncio HTTP/1.1,
 # one connection per request, a stateless 2026-07-28 ``tools/call`` (no ``initialize``) whose SSE body is parsed
-# only for its ``data:`` lines (after helper L's client in http_load.py, with the tool and arguments free).
-
-ERA = "2026-07-28"
-META = {"io.modelcontextprotocol/protocolVersion": ERA, "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "replicas", "version": "1"}}
-
-
-def request_bytes(port: int, key: int, tool: str, arguments: dict[str, Any]) -> bytes:
-    body = json.dumps({"jsonrpc": "2.0", "id": key, "method": "tools/call", "params": {
-        "name": tool, "arguments": arguments, "_meta": {**META, "progressToken": key}}}).encode()
-    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {ERA}\r\n"
-            f"MCP-Method: tools/call\r\nMCP-Name: {tool}\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
-async def body_pieces(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[tuple[float, bytes]]:
-    """The response body as it arrives (chunked or until EOF), each piece with its arrival time."""
-    if "chunked" not in headers.get("transfer-encoding", ""):
-        while data := await reader.read(65536):
-            yield time.monotonic(), data
-        return
-    while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
-        data = await reader.readexactly(size + 2)
-        yield time.monotonic(), data[:-2]
-
+# only for its ``data:`` lines (raw_mcp.py: the request and the body, as http_load.py's client).
 
 async def raw_call(port: int, key: int, tool: str, arguments: dict[str, Any],
                    start_at: float = 0.0) -> tuple[dict[str, Any], list[tuple[float, dict[str, Any]]]]:
@@ -86,7 +61,7 @@ async def raw_call(port: int, key: int, tool: str, arguments: dict[str, Any],
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-        writer.write(request_bytes(port, key, tool, arguments))
+        writer.write(raw_mcp.request_bytes(port, key, tool, arguments, client="replicas"))
         status = await reader.readline()  # an error shows as a missing result, with this line
         headers = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):
@@ -95,7 +70,7 @@ async def raw_call(port: int, key: int, tool: str, arguments: dict[str, Any],
         notes: list[tuple[float, dict[str, Any]]] = []
         buffer, answer = b"", None
         json_body = headers.get("content-type", "").startswith("application/json")  # no progress: no stream
-        async for arrived, data in body_pieces(reader, headers):
+        async for arrived, data in raw_mcp.body_pieces(reader, headers):
             buffer += data
             if json_body:
                 if len(buffer) >= int(headers.get("content-length", -1)):
