@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from streamhost import TextDelta
+from streamhost import TextDelta, Usage
 from streamhost.host.lag import loop_lag
 from streamhost.host.relay import Relay, RelaySettings
 from streamhost.host.sinks import CollectingSink
@@ -105,3 +105,19 @@ async def test_a_stream_without_streaming_ends_when_its_upstream_ends():
     assert text == "".join(PIECES[:40])
     assert asyncio.get_running_loop().time() - started < 30, "the end waited for the heartbeat's timer"
 
+
+
+async def test_under_load_the_end_after_the_usage_is_not_held_for_a_window():
+    # The usage (and the stream's end right behind it) came after a wait, inside a long window: only text is worth
+    # collecting for the window's end, so the answer returns at once instead of after the 100 s window.
+    loop_lag().observe(0.05, time.monotonic())
+
+    async def stream() -> Any:
+        yield TextDelta("the answer")
+        await asyncio.sleep(0.02)
+        yield Usage(input_tokens=3, output_tokens=2)
+
+    sink = CollectingSink()
+    with anyio.fail_after(30):
+        result = await Relay(RelaySettings(label="test/model", coalesce_ms=100_000, heartbeat_s=600)).run(stream, sink)
+    assert result.text == sink.text == "the answer"

@@ -451,7 +451,8 @@ async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) ->
             # A checkpoint is not urgent either: it waits for the text it comes with.
             inbox.put(event, type(event) is not TextDelta and type(event) is not Checkpoint)
             now = time.monotonic()
-            if inbox.due > now and now - asked > _WAITED_S:
+            # Only after text: what follows usage or a status is mostly the stream's end, which is never held.
+            if type(event) is TextDelta and inbox.due > now and now - asked > _WAITED_S:
                 await asyncio.sleep(inbox.due - now - _WAITED_S)
         inbox.put(_END)
     except asyncio.CancelledError:
