@@ -7,8 +7,11 @@ Every time is ``time.monotonic()`` (system-wide on Linux, so it compares with th
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -150,6 +153,31 @@ def words(n: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- stats
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0.99: the p99) of ``values`` by rank; NaN for none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's ended children (the client processes a benchmark waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def spawn_script(script: str, *args: str) -> subprocess.Popen[str]:
+    """``script`` run again in a process of its own (its client or prober role), stdout piped."""
+    return subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, text=True)
+
+
+def collect(process: subprocess.Popen[str], timeout: float = 600) -> list[Any]:
+    """The JSON lines a :func:`spawn_script` process printed; raises if it failed."""
+    out, _ = process.communicate(timeout=timeout)
+    if process.returncode:
+        raise RuntimeError(f"a bench process failed ({process.returncode})")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def med(values: list[float]) -> float:

@@ -16,9 +16,9 @@ its SSE body, JSON-parsing only ``data:`` lines. ``--ramp S`` spreads the call s
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +33,10 @@ SOLO_CALLS = 10
 SOLO_TOKENS = 10
 """The baseline calls are cut short: only their first text is measured, and they run one at a time."""
 DELTA = common.DELTA
+
+
+spawn = functools.partial(common.spawn_script, __file__)  # this script again, in its client or prober role
+p = common.percentile
 
 
 def tokens_of(call: int, tokens: int = TOKENS) -> list[str]:
@@ -120,25 +124,12 @@ def prober_main(port: int, start_at: float, seconds: float) -> None:
 # ---------------------------------------------------------------------------------------------- driver
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
 
 
-def collect(process: subprocess.Popen[str]) -> list[Any]:
-    out, _ = process.communicate(timeout=600)
-    if process.returncode:
-        raise RuntimeError(f"a bench process failed ({process.returncode})")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def added(results: list[dict[str, Any]], llm: Any) -> list[float]:
@@ -174,7 +165,7 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
 
     llm.clear()
     server = psutil.Process(pid)
-    cpu_before, children_before = sum(server.cpu_times()[:2]), children_cpu()
+    cpu_before, children_before = sum(server.cpu_times()[:2]), common.children_cpu()
     start_at = time.monotonic() + 2  # every client process has its connections open by then
     shares = [[c for c in calls if c % clients == k] for k in range(clients)]
     processes = [spawn("clients", str(port), str(start_at), str(ramp), *map(str, share)) for share in shares if share]
@@ -183,12 +174,12 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
         [str(common.BENCH.parent / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
          "--duration", str(int(2 + ramp + TOKENS / RATE + 2)), "--output", profile, "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = [r for process in processes for r in collect(process)]
-    loaded = collect(prober)[0]
+    results = [r for process in processes for r in common.collect(process)]
+    loaded = common.collect(prober)[0]
     cpu_s = sum(server.cpu_times()[:2]) - cpu_before  # the idle wait and the probe cost next to nothing
     if spy is not None:
         spy.wait()
-    return {"results": results, "probe": loaded, "cpu_s": cpu_s, "clients_s": children_cpu() - children_before,
+    return {"results": results, "probe": loaded, "cpu_s": cpu_s, "clients_s": common.children_cpu() - children_before,
             "wall_s": max(r["end"] for r in results) - start_at, "added": added(results, llm),
             "in": to_upstream(results, llm), "problems": check(results, calls)}
 
@@ -223,8 +214,8 @@ async def main() -> None:
             env = home.env(config=config, base_url=llm.url)
             async with http_common.serve_http(env) as (url, pid):
                 port = int(url.rsplit(":", 1)[1])
-                idle = collect(spawn("probe", str(port), str(time.monotonic()), "3"))[0]
-                solo_results = collect(spawn("solo", str(port), *map(str, solo)))  # one at a time: the baseline
+                idle = common.collect(spawn("probe", str(port), str(time.monotonic()), "3"))[0]
+                solo_results = common.collect(spawn("solo", str(port), *map(str, solo)))  # one at a time: the baseline
                 solo_added = added(solo_results, llm)
                 problems = check(solo_results, solo, SOLO_TOKENS)
                 await anyio.sleep(2)  # the server's warm-up ends and it freezes what start-up built (host/lag.py)

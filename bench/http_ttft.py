@@ -46,6 +46,9 @@ class SdkSide:
         return t0, self.client.texts()[0][0]
 
 
+p = common.percentile
+
+
 def cpu_of(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
@@ -60,9 +63,6 @@ async def first_text(side: Any, llm: Any) -> tuple[float, float, float, float]:
     return first - t0, record.started - t0, first - record.first_token, cpu_of(side.pid) - cpu
 
 
-def p99_of(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 async def main() -> None:
@@ -106,7 +106,7 @@ async def main() -> None:
         base = BASELINE.get(side, side)
         diff = med(side, 0) - med(base, 0)
         paired = common.med([h[0] - s[0] for h, s in zip(times[side], times[base], strict=True)])
-        rows.append([side, common.ms(med(side, 0)), common.ms(p99_of([sample[0] for sample in times[side]])),
+        rows.append([side, common.ms(med(side, 0)), common.ms(p([sample[0] for sample in times[side]], 0.99)),
                      f"{diff * 1000:+.1f}", f"{paired * 1000:+.1f}", common.ms(med(side, 1)), common.ms(med(side, 2)),
                      f"{sum(sample[3] for sample in times[side]) / len(times[side]) * 1000:.1f}",
                      "-" if side not in BASELINE else ("met" if diff <= 0.005 else "MISSED")])

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -43,6 +43,10 @@ RATE = 50.0
 SLOW = [f"s{i} " for i in range(300)]  # 15 s at 20 tok/s: handed off on A, followed from B
 HANDOFF_S = 6
 DELTA = common.DELTA
+
+
+spawn = functools.partial(common.spawn_script, __file__)  # this script again, in its client or prober role
+p = common.percentile
 
 
 def tokens_of(call: int) -> list[str]:
@@ -135,20 +139,10 @@ async def client_main(ports: list[int], calls: list[int], start_at: float) -> No
         print(json.dumps(result))
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
 
 
-def collect(process: subprocess.Popen[str]) -> list[Any]:
-    out, _ = process.communicate(timeout=900)
-    if process.returncode:
-        raise RuntimeError(f"a bench process failed ({process.returncode})")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def check(results: list[dict[str, Any]], calls: range) -> list[str]:
@@ -232,7 +226,8 @@ async def one_run(server: str, llm: Any, home: common.Home, run: int, calls: ran
             await replica.call("generate", {"prompt": "x", "model": "openai/warm"})
         llm.clear()
         replicas = [psutil.Process(pid) for pid in (pid_a, pid_b)]
-        cpu_before, clients_before, db_before = [cpu_of(r) for r in replicas], children_cpu(), await db_stats(url)
+        cpu_before, db_before = [cpu_of(r) for r in replicas], await db_stats(url)
+        clients_before = common.children_cpu()
         postgres_before, self_before = postgres_cpu(server), cpu_of(psutil.Process())
         if profile:  # py-spy on replica A through the load (its flame graph: where a replica's CPU goes)
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(pid_a),
@@ -243,9 +238,9 @@ async def one_run(server: str, llm: Any, home: common.Home, run: int, calls: ran
         ports = [url.rsplit(":", 1)[1] for url in (url_a, url_b)]
         procs = [spawn("clients", *ports, str(start_at), *map(str, share)) for share in shares if share]
         crossed = await cross_replica(a, b, llm, start_at)
-        results = [r for process in procs for r in collect(process)]
+        results = [r for process in procs for r in common.collect(process, timeout=900)]
         cpu = [cpu_of(r) - before for r, before in zip(replicas, cpu_before, strict=True)]
-        cpu.append(children_cpu() - clients_before)  # before the replicas end: they are children too
+        cpu.append(common.children_cpu() - clients_before)  # before the replicas end: they are children too
         cpu += [postgres_cpu(server) - postgres_before, cpu_of(psutil.Process()) - self_before]
         if profile:
             spy.wait(60)
@@ -278,9 +273,6 @@ def postgres_cpu(server: str) -> float:
     return float("nan")
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def db_stats(url: str) -> tuple[float, float, float]:
