@@ -166,6 +166,7 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
     llm.clear()
     server = psutil.Process(pid)
     cpu_before, children_before = sum(server.cpu_times()[:2]), common.children_cpu()
+    upstream_before = time.process_time()  # this process: the test upstream's thread serving the streams
     start_at = time.monotonic() + 2  # every client process has its connections open by then
     shares = [[c for c in calls if c % clients == k] for k in range(clients)]
     processes = [spawn("clients", str(port), str(start_at), str(ramp), *map(str, share)) for share in shares if share]
@@ -180,6 +181,7 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
     if spy is not None:
         spy.wait()
     return {"results": results, "probe": loaded, "cpu_s": cpu_s, "clients_s": common.children_cpu() - children_before,
+            "upstream_s": time.process_time() - upstream_before,
             "wall_s": max(r["end"] for r in results) - start_at, "added": added(results, llm),
             "in": to_upstream(results, llm), "problems": check(results, calls)}
 
@@ -265,7 +267,8 @@ async def main() -> None:
     cpu_s, wall_s = over_runs(lambda run: run["cpu_s"]), over_runs(lambda run: run["wall_s"])
     print(f"server CPU per run: {cpu_s:.1f} s over {wall_s:.1f} s of calls ({cpu_s / wall_s:.0%} of a core; "
           f"{cpu_s / max(1, args.calls * TOKENS) * 1e6:.0f} µs per token); the client processes and the prober "
-          f"{over_runs(lambda run: run['clients_s']):.1f} s")
+          f"{over_runs(lambda run: run['clients_s']):.1f} s, the test upstream "
+          f"{over_runs(lambda run: run['upstream_s']):.1f} s (all on the same 2 cores)")
     notes = [r["notes"] for run in runs for r in run["results"]]
     print(f"text notifications per call: median {common.med(notes):.0f}, min {min(notes)}, max {max(notes)} "
           f"(fewer under load: the coalescing window widens with loop lag)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+import psutil
 import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -282,5 +284,10 @@ async def test_two_workers_serve_on_one_port(llm: LLMTestServer, home: Home) -> 
                 return result.content[0].text
 
         answers = await asyncio.gather(*(one() for _ in range(8)))
+        # Each worker is a fresh interpreter, which imports uvloop only to run on it (the faster loop, everywhere).
+        workers = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", served.log())]
+        on_uvloop = [pid for pid in workers if any("uvloop" in m.path for m in psutil.Process(pid).memory_maps())]
     assert sorted(answers) == sorted(f"answer{i}" for i in range(8))
+    assert "(2 process(es), event loop: uvloop)" in served.log(), served.log()
+    assert len(workers) == 2 and on_uvloop == workers, served.log()
     assert len(set(line for line in served.log().splitlines() if "Started server process" in line)) >= 2

@@ -18,7 +18,7 @@ from streamhost import (
     Usage,
 )
 from streamhost.errors import CallFailed, ProgressError
-from streamhost.host.lag import MAX_WINDOW_S, LoopLag
+from streamhost.host.lag import MAX_WINDOW_S, NOTIFICATIONS_PER_S, LoopLag, loop_lag
 from streamhost.host.relay import Relay, RelaySettings, stoppable_upstreams
 from streamhost.host.sinks import CollectingSink
 
@@ -93,6 +93,48 @@ def test_the_window_widens_with_loop_lag_up_to_half_a_second_and_narrows_again()
     assert lag.window(2.0, now=2.0) == 2.0, "a configured window wider than the cap is kept"
     assert lag.window(0.0, now=2.0) == 0.0, "coalesce_ms = 0 (every delta as it comes) is kept"
     assert lag.window(0.05, now=12.0) == 0.05, "once the loop keeps up the window narrows again"
+
+
+def test_the_window_widens_as_streams_share_the_loop():
+    lag = LoopLag()
+    lag.streams = 10
+    assert lag.window(0.05, now=0.0) == 0.05, "a few streams keep the configured window"
+    lag.streams = 60
+    assert lag.window(0.05, now=0.0) == pytest.approx(60 / NOTIFICATIONS_PER_S), "their share of the budget"
+    assert not lag.busy(0.0), "a crowded loop that keeps up reads its upstreams as they come"
+    lag.streams = 1000
+    assert lag.window(0.05, now=0.0) == MAX_WINDOW_S, "text still goes out twice a second"
+    assert lag.window(2.0, now=0.0) == 2.0 and lag.window(0.0, now=0.0) == 0.0, "what the user configured wins"
+    lag.observe(1.0, now=0.0)
+    assert lag.window(0.05, now=0.0) == MAX_WINDOW_S, "lag and crowding together stay under the cap"
+
+
+async def test_many_streams_at_once_share_the_notifications_and_keep_their_text():
+    """100 streams of 1.5 s: at their 20 ms windows they would send ~75 notifications each; sharing the loop's
+    budget, each sends a few, and the relays count themselves out when they end however they end."""
+    async def stream(n: int):  # token i due at 10 ms × i, as an upstream's socket buffers them: none is lost
+        start = time.monotonic()
+        for i in range(150):
+            if (wait := start + i * 0.01 - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            yield TextDelta(f"[{n}:{i}]")
+
+    sinks = [CollectingSink() for _ in range(100)]
+    results = await asyncio.gather(*(Relay(settings(coalesce_ms=20)).run(lambda n=n: stream(n), sinks[n])
+                                     for n in range(100)))
+    for n, (sink, result) in enumerate(zip(sinks, results, strict=True)):
+        texts = [u for u in sink.updates if u.kind == "text"]
+        assert sink.text == result.text == "".join(f"[{n}:{i}]" for i in range(150))
+        assert len(texts) <= 10, f"{len(texts)} text notifications for one of 100 streams"
+    assert loop_lag().streams == 0
+
+    async def failing():
+        yield TextDelta("x")
+        raise RuntimeError("upstream went away")
+
+    with pytest.raises(CallFailed):
+        await Relay(settings()).run(failing, CollectingSink())
+    assert loop_lag().streams == 0
 
 
 async def test_a_lagging_loop_gets_fewer_larger_notifications_and_all_the_text():

@@ -89,9 +89,12 @@ def serve_http(args: argparse.Namespace) -> int:
     if not 0 < port < 65536 or workers < 1:
         log.error("--port must be 1-65535 and --workers at least 1 (got %s and %s)", port, workers)
         return 2
-    # uvicorn's own logging config would print access lines on stdout: its loggers go to ours (stderr).
-    options: dict[str, Any] = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": GRACEFUL_S}
-    log.info("MCP over HTTP at http://%s:%d/mcp (%d process(es))", host, port, workers)
+    # uvicorn's own logging config would print access lines on stdout: its loggers go to ours (stderr). The loop is
+    # named, not left to uvicorn's "auto", so the one logged is the one every worker runs.
+    loop = event_loop()
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": None, "timeout_graceful_shutdown": GRACEFUL_S,
+                               "loop": loop}
+    log.info("MCP over HTTP at http://%s:%d/mcp (%d process(es), event loop: %s)", host, port, workers, loop)
     if workers == 1:
         uvicorn.run(build_http_app(engine, startup_error, host=host), **options)
     else:
@@ -100,6 +103,21 @@ def serve_http(args: argparse.Namespace) -> int:
         os.environ.setdefault("STREAMHOST_LOG_LEVEL", args.log_level)
         uvicorn.run("streamhost.cli.serve:http_app", factory=True, workers=workers, **options)
     return 0
+
+
+def event_loop() -> str:
+    """The event loop ``serve --http`` runs on, chosen as uvicorn's ``loop="auto"`` chooses: uvloop if importable.
+
+    uvloop runs the loop in C: less CPU per request and per streamed token than asyncio's. It has no Windows build.
+    """
+    if sys.platform not in ("win32", "cygwin"):
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return "uvloop"
+    return "asyncio"
 
 
 def http_app() -> Any:

@@ -1,9 +1,11 @@
-"""How far behind the event loop runs: the signal that widens the relay's coalescing window under load.
+"""How loaded the event loop is: what widens the relay's coalescing windows before, and while, it falls behind.
 
-Every relay already sleeps on a timer between its flushes; when the timer fires late, the loop was
-busy for that long. Those samples, pooled per event loop, say when the process relays more than it
-can keep up with, so each stream sends fewer, larger notifications (each costs the server ~0.4 ms)
-until the loop catches up. No extra task or timer is needed to measure it.
+Two signals, pooled per event loop. The number of streams relaying at once: every text notification costs the
+server 0.2-0.7 ms of CPU (the MCP SDK's handling, more over HTTP than stdio), so the streams share a budget of
+notifications per second and each one's window widens as they multiply (200 streams: 0.5 s each), before the loop
+falls behind rather than after. And the loop's lag: every relay already sleeps on a timer between its flushes;
+when the timer fires late, the loop was busy for that long, and windows widen further until it catches up. No
+extra task or timer is needed to measure either.
 
 The longest pauses of a busy server are not its own work but the collector's: a full collection walks every
 object of the process, and the SDKs and the store's libraries make that ~200k objects and 0.2-0.4 s with the
@@ -27,14 +29,19 @@ QUIET_S = 0.005
 """Lag below this is the ordinary jitter of a loaded machine and widens nothing."""
 HALF_LIFE_S = 1.0
 """How fast the lag is forgotten once the loop keeps up: windows widen at once and narrow gradually."""
+NOTIFICATIONS_PER_S = 300.0
+"""The text notifications per second the streams of one loop share (~0.2 s of CPU a second over HTTP): with more
+streams than fit at their configured windows, each window widens to ``streams / NOTIFICATIONS_PER_S``."""
 
 
 class LoopLag:
-    """The recent lag of one event loop: the largest late wake-up, decaying by half every ``HALF_LIFE_S``."""
+    """The load of one event loop: its recent lag (the largest late wake-up, decaying by half every
+    ``HALF_LIFE_S``) and how many streams relay on it now (``streams``, counted by the relays)."""
 
     def __init__(self) -> None:
         self.level = 0.0
         self.at = 0.0
+        self.streams = 0
 
     def observe(self, late: float, now: float) -> None:
         """A timer due ``late`` seconds before ``now`` has just run."""
@@ -54,16 +61,18 @@ class LoopLag:
     def window(self, base: float, now: float) -> float:
         """The coalescing window for a call configured with ``base`` seconds.
 
-        ``base`` when the loop keeps up; otherwise widened by ``WIDEN`` times the lag, up to
-        ``MAX_WINDOW_S`` (a configured window wider than that is kept as it is). A window of 0 (every
-        delta sent as it comes) is what the user asked for, and stays 0.
+        ``base`` when the loop keeps up and its streams fit the shared budget; otherwise the widest of the
+        stream's share of the budget and ``base`` plus ``WIDEN`` times the lag, up to ``MAX_WINDOW_S`` (a configured
+        window wider than that is kept as it is). A window of 0 (every delta sent as it comes) is what the user
+        asked for, and stays 0.
         """
         if base <= 0.0:
             return base
+        wanted = max(base, self.streams / NOTIFICATIONS_PER_S)
         lag = self.current(now)
-        if lag < QUIET_S:
-            return base
-        return max(base, min(MAX_WINDOW_S, base + WIDEN * lag))
+        if lag >= QUIET_S:
+            wanted = max(wanted, base + WIDEN * lag)
+        return max(base, min(MAX_WINDOW_S, wanted))
 
 
 _LAGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLag] = weakref.WeakKeyDictionary()

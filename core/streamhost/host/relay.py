@@ -10,8 +10,8 @@ fetcher's Document) pass through to the result; the relay knows no more of them 
 Coalescing costs one wake-up per window, not one per delta: once text is out, the deltas that follow
 queue up without waking the relay until the window ends (an error, a status or the end of the stream
 still wake it at once). The first text is never held. The window (``coalesce_ms``, or
-``chunk_delay_ms`` if larger) widens while the event loop runs late, up to 0.5 s (``lag.py``): under
-many streams each sends fewer, larger notifications instead of the loop falling further behind.
+``chunk_delay_ms`` if larger) widens as streams multiply and while the event loop runs late, up to 0.5 s
+(``lag.py``): under many streams each sends fewer, larger notifications instead of the loop falling behind.
 """
 
 from __future__ import annotations
@@ -20,23 +20,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CallFailed, ProgressError, ProviderError, StreamhostError, UpstreamTimeoutError
-from ..events import Checkpoint, Sink, Status, TextDelta, Update, Usage, close_stream
+from ..events import Checkpoint, Sink, Status, TextDelta, Update, Usage
+from .inbox import END, STOPPED, Failure, Inbox, pump
 from .lag import loop_lag
 from .scrub import repair, scrub
 from .sinks import Tail
 
 log = logging.getLogger("streamhost.relay")
-_END = object()
-_STOPPED = object()
-_WAITED_S = 0.001
-"""A read of the stream that took longer than this waited for the upstream (queued events come at once)."""
 _UPSTREAMS: ContextVar[set[asyncio.Task[None]] | None] = ContextVar("streamhost_upstreams", default=None)
 
 
@@ -84,11 +80,6 @@ class RelayResult:
     attempts: int = 1
     kept: list[Any] = field(default_factory=list)
     """The events of the types ``run`` was asked to keep, in order (of the last attempt)."""
-
-
-@dataclass
-class _Failure:
-    error: BaseException
 
 
 @dataclass
@@ -152,6 +143,17 @@ class Relay:
         state.last_sent = state.started
         self.lag = loop_lag()
         deadline = state.started + self.settings.deadline_s
+        counted = self.settings.streaming  # a stream that sends text shares the loop's notification budget
+        if counted:
+            self.lag.streams += 1
+        try:
+            return await self._run(open_stream, sink, keep, state, deadline)
+        finally:
+            if counted:
+                self.lag.streams -= 1
+
+    async def _run(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink, keep: tuple[type, ...],
+                   state: _State, deadline: float) -> RelayResult:
         while True:
             _stop_if_cancelled()
             state.attempts += 1
@@ -186,8 +188,8 @@ class Relay:
 
     async def _attempt(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink, state: _State,
                        deadline: float, keep: tuple[type, ...]) -> None:
-        inbox = _Inbox()
-        producer = asyncio.create_task(_pump(open_stream, inbox))
+        inbox = Inbox()
+        producer = asyncio.create_task(pump(open_stream, inbox))
         upstreams = _UPSTREAMS.get()
         if upstreams is not None:
             upstreams.add(producer)
@@ -208,19 +210,19 @@ class Relay:
             if upstreams is not None:
                 upstreams.discard(producer)
 
-    async def _consume(self, inbox: _Inbox, sink: Sink, state: _State, deadline: float,
+    async def _consume(self, inbox: Inbox, sink: Sink, state: _State, deadline: float,
                        keep: tuple[type, ...]) -> None:
         """Take events until the stream ends; every failure is raised as a StreamhostError."""
         while True:
             item = await self._next(inbox, state, deadline)
             while item is not None:
-                if item is _END:
+                if item is END:
                     _release_held(state)
                     await self._flush(sink, state)
                     return
-                if isinstance(item, _Failure):
+                if isinstance(item, Failure):
                     raise self._as_streamhost_error(item.error)
-                if item is _STOPPED:  # by whoever cancels this call, which cancels us too
+                if item is STOPPED:  # by whoever cancels this call, which cancels us too
                     raise asyncio.CancelledError
                 if keep and isinstance(item, keep):
                     state.kept.append(item)
@@ -240,7 +242,7 @@ class Relay:
                     "(limits.deadline_s in the config)"
                 )
 
-    async def _next(self, inbox: _Inbox, state: _State, deadline: float) -> Any:
+    async def _next(self, inbox: Inbox, state: _State, deadline: float) -> Any:
         if inbox.items:
             return inbox.items.popleft()
         now = time.monotonic()
@@ -253,7 +255,7 @@ class Relay:
         timeout = wake - now
         if timeout <= 0:
             return None
-        # Under load the upstream is read once per window (``_pump``); a quiet loop reads it as it comes, so the
+        # Under load the upstream is read once per window (``inbox.pump``); a quiet loop reads it as it comes, so the
         # end of a short answer is never held for a window.
         due = state.text_due if self.lag.busy(now) else float("-inf")
         if await inbox.wait(timeout, eager=not holding, due=due):
@@ -384,87 +386,6 @@ def _stop_if_cancelled() -> None:
     cancelling = getattr(asyncio.current_task(), "cancelling", None)  # Python 3.11+
     if cancelling is not None and cancelling():
         raise asyncio.CancelledError
-
-
-class _Inbox:
-    """Events from the producer to the relay: a deque and one waiter.
-
-    Not a Queue with asyncio.wait_for: on 3.11 wait_for can swallow a cancellation that races with an
-    item arriving, and it starts a task per wait. Here a wait is one future and one timer, and a wait
-    that is not ``eager`` is woken only by an urgent item (anything but text) or its timer.
-    """
-
-    def __init__(self) -> None:
-        self.items: deque[Any] = deque()
-        self.waiter: asyncio.Future[bool] | None = None
-        self.eager = True
-        self.due = float("-inf")
-        """Until when the relay holds text (an open window): reading the upstream sooner only wakes the reader."""
-
-    def put(self, item: Any, urgent: bool = True) -> None:
-        """Add an item; wake the relay if it waits eagerly or the item is urgent."""
-        self.items.append(item)
-        if self.waiter is not None and (urgent or self.eager):
-            _wake(self.waiter, False)
-
-    async def wait(self, timeout: float, eager: bool = True, due: float = float("-inf")) -> bool:
-        """Return when an item wakes us (False) or ``timeout`` seconds have passed (True); a wait that is not
-        ``eager`` holds text until ``due``.
-
-        A cancellation always propagates.
-        """
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
-        self.eager = eager
-        self.due = float("-inf") if eager else due
-        timer = loop.call_later(timeout, _wake, waiter, True)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self.waiter = None
-
-
-def _wake(waiter: asyncio.Future[bool], timed_out: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(timed_out)
-
-
-async def _pump(open_stream: Callable[[], AsyncIterator[Any]], inbox: _Inbox) -> None:
-    """Move events into the inbox; always close the stream, so its HTTP request ends with it.
-
-    While the loop runs late and the relay holds text in an open window, an event the stream had to wait for
-    says nothing more is queued: the next read waits for the window's end, and what arrived meanwhile is read in
-    one go, instead of a wake-up of this task (and of every layer of the stream) for each chunk. The first text
-    is never held.
-    """
-    stream: AsyncIterator[Any] | None = None
-    try:
-        stream = open_stream()
-        events = aiter(stream)
-        while True:
-            asked = time.monotonic()
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                break
-            # A checkpoint is not urgent either: it waits for the text it comes with.
-            inbox.put(event, type(event) is not TextDelta and type(event) is not Checkpoint)
-            now = time.monotonic()
-            # Only after text: what follows usage or a status is mostly the stream's end, which is never held.
-            if type(event) is TextDelta and inbox.due > now and now - asked > _WAITED_S:
-                await asyncio.sleep(inbox.due - now - _WAITED_S)
-        inbox.put(_END)
-    except asyncio.CancelledError:
-        inbox.put(_STOPPED)  # read only if the cancel came from outside (stoppable_upstreams)
-        raise
-    except Exception as exc:
-        inbox.put(_Failure(exc))
-    finally:
-        try:
-            await close_stream(stream)
-        except Exception as exc:  # closing must not hide the call's own outcome
-            log.debug("closing the stream failed: %r", exc)
 
 
 def _cleaned(error: StreamhostError) -> StreamhostError:

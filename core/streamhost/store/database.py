@@ -32,6 +32,7 @@ from streamhost.store.records import (
     UsageKey,
     UsageRow,
 )
+from streamhost.store.sqlite_writer import SQLiteWriter
 from streamhost.store.tokens import TokenRecord
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Store:
         self._hand_offs: GroupCommit[tuple[str, int]] = GroupCommit(self._hand_off_many)
         self._finishes: GroupCommit[_Finish] = GroupCommit(self._finish_many)
         self._upsert_text = runs.upsert_text(writer.dialect.name)  # built once: the journal runs it twice a second
+        # A call's own writes (its run, journal and end) on SQLite: one trip to a thread per transaction.
+        self._sqlite = SQLiteWriter(target.path, target.label) if target.path is not None else None
         self.recovered: list[str] = []
         """The runs ``open_store`` marked interrupted (a dead process's), for whoever resumes them."""
 
@@ -76,6 +79,17 @@ class Store:
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
 
+    async def _write(self, steps: list[runs.Step]) -> None:
+        """Run the statements with their rows in one transaction: on SQLite in one trip to its writer thread."""
+        if self._sqlite is not None:
+            async with self._write_lock:
+                await self._sqlite.write(steps)
+            return
+        async with self._writing() as conn:
+            for statement, rows in steps:
+                # One row is an execute, not an executemany: SQLAlchemy's many-rows path costs more CPU.
+                await conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
         async with self._reader.connect() as conn:
@@ -89,8 +103,7 @@ class Store:
         await self._run_starts.submit(start)
 
     async def _create_runs(self, starts: list[RunStart]) -> None:
-        async with self._writing() as conn:
-            await runs.create_many(conn, starts, time.time(), keep_text=self._keep_text)
+        await self._write(runs.start_steps(starts, time.time(), keep_text=self._keep_text))
 
     async def append_text(self, run_id: str, offset: int, text: str) -> None:
         """Journal a chunk of a run's answer that starts at ``offset`` (nothing is written without keep_text)."""
@@ -108,8 +121,7 @@ class Store:
                         if len(text) > len(longest.get((run_id, offset), "")):
                             longest[run_id, offset] = text
                     rows = [{"run_id": run_id, "pos": pos, "text": text} for (run_id, pos), text in longest.items()]
-                    async with self._writing() as conn:
-                        await runs.write_text(conn, self._upsert_text, rows)
+                    await self._write([(self._upsert_text, rows)])
                 except BaseException as exc:
                     # Every caller in the batch waits on its future: each must learn the write failed.
                     reason = "cancelled" if not isinstance(exc, Exception) else _reason(exc)
@@ -142,11 +154,9 @@ class Store:
     async def _finish_many(self, finishes: list[_Finish]) -> None:
         # One row per (run, offset): PostgreSQL refuses to upsert a row twice in a statement.
         longest = {(row["run_id"], row["pos"]): row for *_, rows, _ in finishes for row in rows}
-        async with self._writing() as conn:
-            if longest and self._keep_text:
-                await runs.write_text(conn, self._upsert_text, list(longest.values()))
-            for run_id, end, now, _, checkpoint in finishes:
-                await runs.finish(conn, run_id, end, now, checkpoint)
+        steps = [(self._upsert_text, list(longest.values()))] if longest and self._keep_text else []
+        steps += [runs.finish_step(run_id, end, now, checkpoint) for run_id, end, now, _, checkpoint in finishes]
+        await self._write(steps)
 
     async def run(self, run_id: str) -> RunRecord | None:
         """One run, or None when there is none with that id."""
@@ -340,6 +350,8 @@ class Store:
     async def close(self) -> None:
         """Close every connection (waiting for writes under way)."""
         async with self._write_lock:
+            if self._sqlite is not None:
+                await self._sqlite.close()
             await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()

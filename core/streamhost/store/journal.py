@@ -51,7 +51,7 @@ class Journal:
         self._end = -1  # where the last kept piece ends (-1: none kept yet)
         self._chars = stored  # the answer's length so far, counted even when no text is kept
         self._keep_text = store.keep_text
-        self._stop = asyncio.Event()
+        self._stop = _Stop()
         self._task: asyncio.Task[None] | None = None
         self._warned = False
         self._checkpoint: tuple[str, int] | None = None  # the newest, not stored yet: (state, chars covered)
@@ -97,10 +97,7 @@ class Journal:
         if self._run_start is not None:
             # Recorded once the call is under way (or has ended): its upstream request and first text never
             # queue behind this write, whose statement building runs on the event loop (~1.5 ms).
-            try:
-                await asyncio.wait_for(self._stop.wait(), self._interval_s)
-            except asyncio.TimeoutError:
-                pass
+            await self._stop.wait(self._interval_s)
             # A busy database (its pool timed out) gets another go: an unrecorded run cannot be waited on elsewhere.
             for attempt in (1, 2, 3):
                 try:
@@ -112,13 +109,10 @@ class Journal:
                         break
                     await asyncio.sleep(self._interval_s)
         beat_at = time.monotonic() + self._heartbeat_s
-        while not self._stop.is_set():
+        while not self._stop.is_set:
             # Every journal of the process writes on the same ticks of the clock: the writes of all running runs
             # then meet in the store's group commit, one transaction a tick instead of one per run.
-            try:
-                await asyncio.wait_for(self._stop.wait(), self._interval_s - time.monotonic() % self._interval_s)
-            except asyncio.TimeoutError:
-                pass
+            await self._stop.wait(self._interval_s - time.monotonic() % self._interval_s)
             if self._pieces:
                 await self._flush()
             if self._checkpoint is not None:
@@ -192,6 +186,38 @@ class Journal:
                     log.error("run %s: cannot record its end in the store (%s)", self.run_id, exc)
                 else:
                     await asyncio.sleep(0.1)
+
+
+class _Stop:
+    """Set once, when the run ends. Waiting for it with a time-out costs a timer, not a task: ``asyncio.wait_for``
+    starts a task per wait, and every running run's journal waits twice a second."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self.is_set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when set, or after ``timeout`` seconds."""
+        if self.is_set:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _JournalingSink:

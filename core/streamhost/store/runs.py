@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,61 +33,61 @@ def upsert_text(dialect: str) -> Any:
         where=func.length(statement.excluded.text) > func.length(t.c.text))
 
 
-async def write_text(conn: AsyncConnection, upsert: Any, rows: list[TextRow]) -> None:
-    """Upsert journal chunks (``upsert``: from :func:`upsert_text`)."""
-    # One row is an execute, not an executemany: SQLAlchemy's many-rows path costs more CPU.
-    await conn.execute(upsert, rows[0] if len(rows) == 1 else rows)
+Step = tuple[Any, list[dict[str, Any]]]
+"""One statement and the rows it runs with, in a transaction of several (``Store._write``). The statements are
+built once, here, and take every value as a parameter: SQLite runs their SQL on its writer thread
+(``sqlite_writer.py``), PostgreSQL through SQLAlchemy."""
+
+RUNS_INSERT = insert(schema.runs)
+FILES_INSERT = insert(schema.run_files)
+FINISH = update(schema.runs).where(schema.runs.c.id == bindparam("run_id_"))
+"""A run's end: the columns it sets are its parameters' keys; ``run_id_`` names the run."""
 
 
-async def create(conn: AsyncConnection, start: RunStart, now: float, *, keep_text: bool) -> None:
-    """Record a run as running, owned by this process, with its files."""
-    await conn.execute(insert(schema.runs).values(
-        id=start.id, tool=start.tool, model=start.model, status="running", thread_id=start.thread_id,
-        process=recovery.this_process(), started_at=now, heartbeat_at=now, chars=0,
-        prompt=start.prompt if keep_text else None, usage_estimated=False, owner_token=start.owner_token))
-    if start.files:
-        await conn.execute(insert(schema.run_files), [
-            {"run_id": start.id, "seq": i, "path": f.path, "size": f.size, "sha256": f.sha256}
-            for i, f in enumerate(start.files)])
+def _journaled_chars() -> Any:
+    """SQL for the length of a run's journaled text (runs.chars itself when none): where its last chunk ends."""
+    t = schema.run_text
+    return func.coalesce(select(func.max(t.c.pos + func.length(t.c.text))).where(t.c.run_id == schema.runs.c.id)
+                         .scalar_subquery(), schema.runs.c.chars)
 
 
-async def create_many(conn: AsyncConnection, starts: list[RunStart], now: float, *, keep_text: bool) -> None:
-    """Record several runs at once (one INSERT each for the runs and their files): :func:`create` for a batch."""
-    if len(starts) == 1:
-        await create(conn, starts[0], now, keep_text=keep_text)
-        return
+FINISH_AT_JOURNAL = FINISH.values(chars=_journaled_chars())
+"""A run's end whose length is where its journal got to."""
+
+
+def start_steps(starts: list[RunStart], now: float, *, keep_text: bool) -> list[Step]:
+    """Record runs as running, owned by this process, with their files: one INSERT for the runs, one for the files."""
     process = recovery.this_process()
-    await conn.execute(insert(schema.runs), [dict(
-        id=start.id, tool=start.tool, model=start.model, status="running", thread_id=start.thread_id,
-        process=process, started_at=now, heartbeat_at=now, chars=0, prompt=start.prompt if keep_text else None,
-        usage_estimated=False, owner_token=start.owner_token) for start in starts])
+    rows = [dict(id=start.id, tool=start.tool, model=start.model, status="running", thread_id=start.thread_id,
+                 process=process, started_at=now, heartbeat_at=now, chars=0,
+                 prompt=start.prompt if keep_text else None, usage_estimated=False, owner_token=start.owner_token)
+            for start in starts]
     files = [{"run_id": start.id, "seq": i, "path": f.path, "size": f.size, "sha256": f.sha256}
              for start in starts for i, f in enumerate(start.files)]
-    if files:
-        await conn.execute(insert(schema.run_files), files)
+    return [(RUNS_INSERT, rows), (FILES_INSERT, files)] if files else [(RUNS_INSERT, rows)]
+
+
+def finish_step(run_id: str, end: RunEnd, now: float, checkpoint: tuple[str, int] | None) -> Step:
+    """Record how the run ended (its length: ``end.chars``, else where its journal got to) and its newest
+    checkpoint; the journal's last chunks go before it, in the same transaction."""
+    values: dict[str, Any] = {
+        "run_id_": run_id, "status": end.status, "ended_at": now, "ttft_ms": end.ttft_ms,
+        "duration_ms": end.duration_ms, "input_tokens": end.input_tokens, "output_tokens": end.output_tokens,
+        "usage_estimated": end.usage_estimated, "cost_usd": end.cost_usd, "error": end.error}
+    if end.model:
+        values["model"] = end.model
+    if checkpoint is not None:
+        values["checkpoint"], values["checkpoint_chars"] = checkpoint
+    if end.chars is None:
+        return FINISH_AT_JOURNAL, [values]
+    values["chars"] = end.chars
+    return FINISH, [values]
 
 
 async def heartbeat(conn: AsyncConnection, run_ids: list[str], now: float) -> None:
     """Mark these running runs as alive at ``now``."""
     r = schema.runs
     await conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.status == "running").values(heartbeat_at=now))
-
-
-async def finish(conn: AsyncConnection, run_id: str, end: RunEnd, now: float,
-                 checkpoint: tuple[str, int] | None) -> None:
-    """Record how the run ended (its length: ``end.chars``, else where its journal got to) and its newest
-    checkpoint; the caller writes the journal's last chunks first, in the same transaction."""
-    r = schema.runs
-    values: dict[str, Any] = {
-        "status": end.status, "ended_at": now, "ttft_ms": end.ttft_ms, "duration_ms": end.duration_ms,
-        "input_tokens": end.input_tokens, "output_tokens": end.output_tokens,
-        "usage_estimated": end.usage_estimated, "cost_usd": end.cost_usd, "error": end.error,
-        "chars": end.chars if end.chars is not None else _journaled_chars()}
-    if end.model:
-        values["model"] = end.model
-    if checkpoint is not None:
-        values["checkpoint"], values["checkpoint_chars"] = checkpoint
-    await conn.execute(update(r).where(r.c.id == run_id).values(values))
 
 
 async def by_id(conn: AsyncConnection, run_id: str) -> RunRecord | None:
@@ -193,13 +193,6 @@ async def recover(conn: AsyncConnection, now: float) -> list[str]:
         gone = update(r).where(r.c.id.in_(dead), running).values(marked).returning(r.c.id)
         ids += list((await conn.execute(gone)).scalars())
     return ids
-
-
-def _journaled_chars() -> Any:
-    """SQL for the length of a run's journaled text (runs.chars itself when none): where its last chunk ends."""
-    t = schema.run_text
-    return func.coalesce(select(func.max(t.c.pos + func.length(t.c.text))).where(t.c.run_id == schema.runs.c.id)
-                         .scalar_subquery(), schema.runs.c.chars)
 
 
 async def _records(conn: AsyncConnection, query: Any) -> list[RunRecord]:

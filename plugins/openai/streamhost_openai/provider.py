@@ -280,23 +280,22 @@ async def _openai() -> Any:
 
 
 def _chat(client: Any, request: GenerationRequest, label: str, *, official: bool) -> AsyncIterator[Event]:
-    messages = request.messages()
-    kwargs: dict[str, Any] = {"model": request.model, "messages": messages, "stream": True,
-                              "stream_options": {"include_usage": True}}
-    if request.history:
-        # The SDK walks every message to transform it (~0.4 ms each: openai-python#3616), 80 ms for a 200-turn
-        # thread; given as extra_body, the same list reaches the body as it is (plain strings need no transform).
-        kwargs["messages"], kwargs["extra_body"] = [], {"messages": messages}
-    if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
+    # The SDK walks every parameter it is given against its TypedDicts before sending (0.6 ms for one message,
+    # ~0.4 ms more per message: openai-python#3616), though ours are plain JSON that need no transform. Given as
+    # extra_body they reach the body as they are: the same keys and values, in the SDK's own order.
+    body: dict[str, Any] = {"messages": request.messages()}
     if request.max_tokens is not None:
         # OpenAI deprecated max_tokens on chat (reasoning models refuse it); compatible servers know max_tokens.
-        kwargs["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
+        body["max_completion_tokens" if official else "max_tokens"] = request.max_tokens
     if request.output_schema is not None:
-        kwargs["response_format"] = {"type": "json_schema",
-                                     "json_schema": {"name": "output", "schema": request.output_schema}}
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": request.output_schema}}
+    body["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
     # The SDK sends the request; the body is read without its per-chunk models (streaming.py says why).
-    opened = client.chat.completions.with_streaming_response.create(**kwargs)
+    opened = client.chat.completions.with_streaming_response.create(model=request.model, messages=[], stream=True,
+                                                                     extra_body=body)
     return stream_events(opened, ChatEvents(label), label)
 
 
