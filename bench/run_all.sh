@@ -12,7 +12,7 @@ fi
 mkdir -p "$here/results"
 log="$here/results/run-$(date +%Y%m%d-%H%M%S).txt"
 status=0
-for name in startup ttft throughput cancel token_cpu litellm_startup litellm_ttft summarize store_journal store_calls handoff background_cpu resume http_ttft http_load replicas; do
+for name in startup ttft throughput cancel token_cpu litellm_startup litellm_ttft summarize store_journal store_calls handoff background_cpu resume http_ttft http_load http_costs replicas; do
     echo "== $name"
     # shellcheck disable=SC2086
     "$python" "$here/$name.py" ${BENCH_ARGS:-} || echo "!! $name failed"
