@@ -89,6 +89,20 @@ def create_file(path: Path) -> None:
                          "to a writable place, or [store] enabled = false.") from None
 
 
+def set_up_sqlite(connection: Any) -> None:
+    """What every connection to the SQLite store sets first (the engines' and ``sqlite_writer``'s): a sqlite3
+    connection, or aiosqlite's adapter of one."""
+    # Transactions are ours to begin (``BEGIN IMMEDIATE`` for writes), not the sqlite3 module's, which would begin
+    # them deferred.
+    connection.isolation_level = None
+    cursor = connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    # In WAL mode NORMAL loses nothing when the process dies (kill -9), only on a power cut.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
 def _sqlite_engine(url: URL, *, begin: str | None, pool_size: int) -> AsyncEngine:
     # No rollback round trip when a connection returns to the pool: the writer always ends its transactions
     # itself (``engine.begin()``), and a reader never opens one (below).
@@ -96,14 +110,7 @@ def _sqlite_engine(url: URL, *, begin: str | None, pool_size: int) -> AsyncEngin
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Transactions are ours to begin (below), not the sqlite3 module's, which would begin them deferred.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL loses nothing when the process dies (kill -9), only on a power cut.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
+        set_up_sqlite(dbapi_connection)
 
     if begin is not None:
         @event.listens_for(engine.sync_engine, "begin")

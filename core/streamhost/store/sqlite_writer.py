@@ -12,17 +12,16 @@ SQLAlchemy; both paths take the store's one write lock, so neither waits on the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from streamhost.store.connect import BUSY_TIMEOUT_MS
+from streamhost.store.connect import set_up_sqlite
 from streamhost.store.records import StoreError
-
-Step = tuple[Any, Sequence[dict[str, Any]]]
-"""A SQLAlchemy statement and the rows it runs with (``runs.Step``)."""
+from streamhost.store.runs import Step
 
 
 class SQLiteWriter:
@@ -34,6 +33,8 @@ class SQLiteWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamhost-sqlite")
         self._connection: sqlite3.Connection | None = None  # opened on the thread, used only there
         self._sql: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+        self.commits = 0
+        """Transactions committed so far (what group commit saves shows here)."""
 
     async def write(self, steps: Sequence[Step]) -> None:
         """Run the steps in one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``); all or nothing."""
@@ -54,6 +55,7 @@ class SQLiteWriter:
                 for statement, rows in steps:
                     self._run(connection, statement, rows)
                 connection.execute("COMMIT")
+                self.commits += 1
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
@@ -61,20 +63,14 @@ class SQLiteWriter:
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot write to {self._label} ({exc}).") from None
 
-    def _run(self, connection: sqlite3.Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
-        start = 0
-        while start < len(rows):  # rows with the same keys share one executemany
-            keys = tuple(rows[start])
-            end = start + 1
-            while end < len(rows) and tuple(rows[end]) == keys:
-                end += 1
+    def _run(self, connection: sqlite3.Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+        for keys, same in itertools.groupby(rows, key=tuple):  # rows with the same keys share one executemany
             sql, constants = self._compiled(statement, keys)
-            if end - start == 1:
-                connection.execute(sql, {**constants, **rows[start]} if constants else rows[start])
+            group = [{**constants, **row} for row in same]
+            if len(group) == 1:
+                connection.execute(sql, group[0])
             else:
-                connection.executemany(sql, [{**constants, **row} for row in rows[start:end]] if constants
-                                       else rows[start:end])
-            start = end
+                connection.executemany(sql, group)
 
     def _compiled(self, statement: Any, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         """The SQL of ``statement`` setting the columns ``keys`` names, and the values it binds itself."""
@@ -89,11 +85,8 @@ class SQLiteWriter:
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(self._path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            # The same settings as the store's SQLAlchemy engines (connect.py).
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
+            connection = sqlite3.connect(self._path)
+            set_up_sqlite(connection)  # as the store's SQLAlchemy engines do
             self._connection = connection
         return self._connection
 
