@@ -23,6 +23,7 @@ from .arguments import number_problem
 from .catalog import Catalog, Resolved
 from .checkpoints import Resumable, current
 from .config import Config, load_config
+from .garbage import WARMUP_THREAD
 from .history import fit_history, fold_history
 from .loading import Registry, load_plugins
 from .memory import Memory
@@ -123,7 +124,7 @@ class Engine:
                     if loop is not None and not loop.is_closed():
                         asyncio.run_coroutine_threadsafe(self.resume_interrupted(), loop)
 
-        thread = threading.Thread(target=warm, name="streamhost-warmup", daemon=True)
+        thread = threading.Thread(target=warm, name=WARMUP_THREAD, daemon=True)
         thread.start()
         return thread
 

@@ -7,19 +7,13 @@ falls behind rather than after. And the loop's lag: every relay already sleeps o
 when the timer fires late, the loop was busy for that long, and windows widen further until it catches up. No
 extra task or timer is needed to measure either.
 
-The longest pauses of a busy server are not its own work but the collector's: a full collection walks every
-object of the process, and the SDKs and the store's libraries make that ~200k objects and 0.2-0.4 s with the
-loop stopped. :func:`freeze_when_warm` moves what start-up and warm-up built (modules, classes, the catalog)
-out of the collector's sight once, so a full collection walks only what the calls made.
+The longest pauses of a busy server are not its own work but the collector's: see ``garbage.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import threading
 import weakref
-from collections.abc import Callable
 
 MAX_WINDOW_S = 0.5
 """The widest a coalescing window grows under lag: text still reaches the caller twice a second."""
@@ -85,20 +79,3 @@ def loop_lag() -> LoopLag:
     if lag is None:
         lag = _LAGS[loop] = LoopLag()
     return lag
-
-
-WARMUP_THREAD = "streamhost-warmup"
-"""The name of the engine's warm-up thread (``Engine.warm_in_background``)."""
-FREEZE_POLL_S = 1.0
-
-
-async def freeze_when_warm(idle: Callable[[], bool]) -> None:
-    """Once the warm-up thread has ended and no call is running, freeze the objects the process holds (``gc.freeze``).
-
-    Waiting for an idle moment keeps the garbage of running calls out of the frozen set (frozen objects are never
-    collected). Run it as a task beside a server; cancelling it is harmless.
-    """
-    while any(thread.name == WARMUP_THREAD for thread in threading.enumerate()) or not idle():
-        await asyncio.sleep(FREEZE_POLL_S)
-    gc.collect()  # what is garbage already is freed, not frozen
-    gc.freeze()

@@ -2,10 +2,12 @@
 
 The same low-level server as on stdio (:func:`build_server`), served by the SDK's Streamable HTTP
 transport in SSE mode (progress travels on the request's own response stream; JSON mode drops it),
-stateless in both protocol eras, so any process or replica can answer any request. What stdio keeps
-per server is kept per request here: the caller, the client's name, the call's cancel scope. Closing a
-response cancels its call and closes the upstream request, as a cancel does on stdio: the SDK's
-stateless transports cancel the handler when the client goes (both eras).
+stateless in both protocol eras, so any process or replica can answer any request. A 2026-era
+``tools/call`` takes a shorter way: the SDK serves it in JSON mode and ``http_stream.py`` writes its
+progress and answer as SSE. What stdio keeps per server is kept per request here: the caller, the
+client's name, the call's cancel scope. Closing a response cancels its call and closes the upstream
+request, as a cancel does on stdio (the SDK's stateless transports and ``http_stream.py`` cancel the
+handler when the client goes).
 """
 
 from __future__ import annotations
@@ -23,19 +25,21 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import InvalidArgumentError
 from ..host.callers import CALLER
 from ..host.config import HttpSettings
 from ..host.engine import Engine
-from ..host.lag import freeze_when_warm
+from ..host.garbage import collect_between_calls
 from ..pages.host_services import HostServices
+from . import http_stream
 from .calls import Calls
 from .http_auth import CALLER_KEY, BearerAuth
 from .server import Warmup, build_server, client_name
@@ -116,8 +120,18 @@ def build_http_app(engine: Engine, startup_error: str | None = None, *, host: st
     calls = HttpCalls()
     server = build_server(engine, startup_error, calls, services=services)
     server.middleware.insert(0, _per_request)
+    security = security_settings(settings, host)
     mcp_app = server.streamable_http_app(streamable_http_path=MCP_PATH, json_response=False, stateless_http=True,
-                                         transport_security=security_settings(settings, host), host=host)
+                                         transport_security=security, host=host)
+    # 2026-era calls: the SDK in JSON mode, their progress written by http_stream.py (fewer turns of the loop).
+    direct = StreamableHTTPSessionManager(app=server, json_response=True, stateless=True, security_settings=security)
+    calls_app = StreamableHTTPASGIApp(direct)
+
+    async def mcp_routes(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == MCP_PATH and http_stream.takes(scope):
+            await http_stream.serve(calls_app, scope, receive, send)
+        else:
+            await mcp_app(scope, receive, send)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -137,19 +151,19 @@ def build_http_app(engine: Engine, startup_error: str | None = None, *, host: st
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warmup = Warmup(engine, calls)
-        async with server.session_manager.run():
+        async with server.session_manager.run(), direct.run():
             with _stops_calls(stop_calls):
                 warmup.start()
-                freezing = asyncio.create_task(freeze_when_warm(calls.idle))  # full collections stop the loop
+                collecting = asyncio.create_task(collect_between_calls(calls.idle))  # full collections stop the loop
                 try:
                     yield
                 finally:
-                    freezing.cancel()
+                    collecting.cancel()
                     stop_calls()
         with anyio.CancelScope(shield=True):
             await engine.aclose()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Mount("", app=mcp_app)]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Mount("", app=mcp_routes)]
     return BearerAuth(Starlette(routes=routes, lifespan=lifespan), engine.memory)
 
 

@@ -9,10 +9,12 @@ import mcp_types as types
 
 from ..events import Update
 from ..host.sinks import beside
+from .http_stream import DirectStream
 
 DELTA_KEY = "streamhost/delta"
 """The ``_meta`` key of a text notification holding exactly the text generated since the previous one:
 the one spelling of it in streamhost (the testing kit reads it from here)."""
+PROGRESS = "notifications/progress"
 OFFSET_KEY = "streamhost/offset"
 """The ``_meta`` key of a text notification holding where its delta starts in the final text."""
 
@@ -27,8 +29,10 @@ class ProgressSink:
     """
 
     def __init__(self, session: Any, request_id: Any, token: str | int | None, mode: str = "tail",
-                 total: float | None = None) -> None:
+                 total: float | None = None, direct: DirectStream | None = None) -> None:
         self.session = session
+        self.direct = direct
+        """The request's own HTTP response, when notifications are written to it directly (``http_stream.py``)."""
         self.request_id = request_id
         self.token = token
         self.mode = mode
@@ -52,6 +56,11 @@ class ProgressSink:
             message = beside(update.tail, update.status)
         else:
             message = update.status
+        if self.direct is not None:
+            params = {"progressToken": self.token, "progress": self.last, "total": self.total, "message": message,
+                      "_meta": meta}
+            await self.direct.notify(PROGRESS, {key: value for key, value in params.items() if value is not None})
+            return
         params = types.ProgressNotificationParams(
             progress_token=self.token, progress=self.last, total=self.total, message=message, _meta=meta
         )

@@ -18,6 +18,7 @@ from ..host.callers import CALLER
 from ..host.engine import Engine
 from ..host.toolbox import Listed, Toolbox
 from ..pages.host_services import HostServices
+from . import http_stream
 from .calls import Calls
 from .client_roots import ClientRoots
 from .framing import describe
@@ -83,7 +84,7 @@ def build_server(engine: Engine, startup_error: str | None = None, calls: Calls 
         arguments = dict(params.arguments or {})
         total = toolbox.total(params.name, arguments) if params.name in toolbox.listed else None
         sink = ProgressSink(ctx.session, ctx.request_id, progress_token(ctx.meta),
-                            mode=engine.config.streaming.message, total=total)
+                            mode=engine.config.streaming.message, total=total, direct=http_stream.current())
         with calls.running(ctx.request_id):
             return call_result(await toolbox.call(params.name, arguments, sink))
         # Cancelled by the client: the transport drops this answer (a cancelled request is never answered).
