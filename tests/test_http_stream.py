@@ -131,8 +131,12 @@ async def test_the_apps_answer_ends_the_stream_or_is_passed_on_as_it_is() -> Non
         assert stream is not None
         for step in range(body["notes"]):
             await stream.notify("notifications/progress", {"progressToken": "t", "progress": step + 1})
-        await JSONResponse({"jsonrpc": "2.0", "id": 3, "result": {"ok": body["notes"]}},
-                           status_code=200 if body["notes"] else 400)(scope, receive, send)
+        answer = JSONResponse({"jsonrpc": "2.0", "id": 3, "result": {"ok": body["notes"]}},
+                              status_code=200 if body["notes"] else 400)
+        await send({"type": "http.response.start", "status": answer.status_code, "headers": answer.raw_headers})
+        half = len(answer.body) // 2  # in two pieces: the answer is framed once it is whole
+        await send({"type": "http.response.body", "body": answer.body[:half], "more_body": True})
+        await send({"type": "http.response.body", "body": answer.body[half:], "more_body": False})
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await http_stream.serve(answering, scope, receive, send)

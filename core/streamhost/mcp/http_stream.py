@@ -75,6 +75,7 @@ class DirectStream:
         self.answering = False
         """Whether the SDK has begun its answer: nothing more is ours to write."""
         self.last_write = time.monotonic()
+        self._answer = b""
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Write one notification now (dropped once the answer has begun)."""
@@ -95,9 +96,9 @@ class DirectStream:
         if not self.started:
             await self._send(message)
         elif message["type"] == "http.response.body":
-            # The SDK writes its JSON answer in one body message (a starlette Response).
-            await self._send({"type": "http.response.body", "body": event(message.get("body", b"")),
-                              "more_body": False})
+            self._answer += message.get("body", b"")
+            if not message.get("more_body", False):
+                await self._send({"type": "http.response.body", "body": event(self._answer), "more_body": False})
 
 
 async def serve(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
