@@ -58,6 +58,45 @@ async def test_deltas_rebuild_the_text_and_the_first_token_is_not_held_back():
     assert result.ttft_ms is not None and result.chunks == 200
 
 
+async def test_the_first_text_goes_out_in_the_turn_of_the_loop_that_read_it():
+    # Whatever the loop queues while the first text is read runs after that turn: the first text must not wait for it.
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    async def stream():
+        await asyncio.sleep(0.05)  # the relay is waiting for the first text by now
+        loop.call_soon(order.append, "the next turn")
+        yield TextDelta("first ")
+        await asyncio.sleep(0.05)
+        loop.call_soon(order.append, "the next turn")
+        yield TextDelta("second")
+
+    class Ordering(CollectingSink):
+        async def send(self, update):
+            order.append(update.delta or update.kind)
+            await super().send(update)
+
+    sink = Ordering()
+    result = await Relay(settings(coalesce_ms=0)).run(stream, sink)
+    assert result.text == sink.text == "first second"
+    assert order == ["first ", "the next turn", "the next turn", "second"], \
+        "the first text waited for the relay's wake-up (later texts do: one task owns the window)"
+
+
+async def test_a_sink_that_fails_on_the_first_text_stops_the_call_and_its_upstream():
+    closed: list[float] = []
+
+    class Failing(CollectingSink):
+        async def send(self, update):
+            raise ConnectionResetError("client gone")
+
+    with pytest.raises(CallFailed) as failed:
+        await Relay(settings()).run(lambda: tokens(["a", "b"], first_delay=0.05, delay=1, closed=closed), Failing())
+    assert isinstance(failed.value.__cause__, ProgressError)
+    assert "sending progress to the caller failed" in str(failed.value) and "client gone" in str(failed.value)
+    assert closed, "the upstream must be closed"
+
+
 async def test_the_tail_keeps_a_newline_between_deltas_as_a_space():
     sink = CollectingSink()
     await Relay(settings(coalesce_ms=0)).run(lambda: tokens(["# Title", "\n\n", "Body"], delay=0.02), sink)

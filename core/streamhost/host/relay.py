@@ -189,6 +189,9 @@ class Relay:
     async def _attempt(self, open_stream: Callable[[], AsyncIterator[Any]], sink: Sink, state: _State,
                        deadline: float, keep: tuple[type, ...]) -> None:
         inbox = Inbox()
+        if self.settings.streaming and state.first_token is None and not (keep and issubclass(TextDelta, keep)):
+            # While we wait for it, the reader hands the first text straight to _handle: a turn of the loop sooner.
+            inbox.first = lambda event: self._handle(event, sink, state)
         producer = asyncio.create_task(pump(open_stream, inbox))
         upstreams = _UPSTREAMS.get()
         if upstreams is not None:
