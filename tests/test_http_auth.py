@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +20,7 @@ from streamhost.host.config import Config, HttpSettings, StoreSettings
 from streamhost.host.memory import Memory
 from streamhost.mcp.http_auth import CALLER_KEY, BearerAuth
 from streamhost.store.tokens import TokenRecord, digest, new_token
+from tests.asgi_served import served
 
 pytestmark = pytest.mark.anyio
 DEADLINE_S = 30
@@ -40,19 +40,8 @@ async def healthz(request: Request) -> JSONResponse:
 async def serving(memory: Memory, **options) -> AsyncIterator[str]:
     """uvicorn on a free loopback port, in this event loop, serving a small app behind the middleware."""
     app = BearerAuth(Starlette(routes=[Route("/whoami", whoami), Route("/healthz", healthz)]), memory, **options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.ensure_future(server.serve())
-    deadline = time.monotonic() + DEADLINE_S
-    while not server.started:
-        assert not task.done(), "uvicorn stopped before it started"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with served(app) as url:
+        yield url
 
 
 @pytest.fixture

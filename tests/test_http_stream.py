@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from streamhost.mcp import http_stream
 from streamhost.testing import Home, LLMTestServer, Script
+from tests.asgi_served import served
 from tests.test_http import OPEN, era_body, era_headers, serve_http, tools_call
 
 pytestmark = pytest.mark.anyio
@@ -71,23 +68,6 @@ async def test_a_call_that_streams_nothing_is_answered_as_json(llm: LLMTestServe
 # ------------------------------------------------------------------------- around a small app, on uvicorn
 
 
-@asynccontextmanager
-async def served_app(app: Any) -> AsyncIterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", log_level="warning"))
-    task = asyncio.ensure_future(server.serve())
-    try:
-        while not server.started:
-            assert not task.done(), "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
 async def read_body(receive: Receive) -> bytes:
     body = b""
     while True:
@@ -112,7 +92,7 @@ async def test_a_silent_call_gets_pings_and_a_client_that_goes_cancels_it(monkey
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await http_stream.serve(silent, scope, receive, send)
 
-    async with served_app(app) as url, httpx2.AsyncClient(timeout=60) as client:
+    async with served(app) as url, httpx2.AsyncClient(timeout=60) as client:
         async with client.stream("POST", url, content=b"{}") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             pings = 0
@@ -141,7 +121,7 @@ async def test_the_apps_answer_ends_the_stream_or_is_passed_on_as_it_is() -> Non
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await http_stream.serve(answering, scope, receive, send)
 
-    async with served_app(app) as url, httpx2.AsyncClient(timeout=60) as client:
+    async with served(app) as url, httpx2.AsyncClient(timeout=60) as client:
         streamed = await client.post(url, json={"notes": 2})
         plain = await client.post(url, json={"notes": 0})
     assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")

@@ -11,10 +11,11 @@ from ..events import Update
 from ..host.sinks import beside
 from .http_stream import DirectStream
 
+PROGRESS = "notifications/progress"
+"""The method of a progress notification (written as is on the HTTP path of ``http_stream.py``)."""
 DELTA_KEY = "streamhost/delta"
 """The ``_meta`` key of a text notification holding exactly the text generated since the previous one:
 the one spelling of it in streamhost (the testing kit reads it from here)."""
-PROGRESS = "notifications/progress"
 OFFSET_KEY = "streamhost/offset"
 """The ``_meta`` key of a text notification holding where its delta starts in the final text."""
 
