@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -71,6 +72,16 @@ def tools_for(name: str, setting: list[str] | None = None, api: str | None = Non
 
 def cache_path() -> Path:
     """Where ``streamhost models --refresh`` keeps what the endpoint listed."""
+    # Asked on every call (cache_stamp): platformdirs' answer, 15 µs, is kept for as long as what it is made of.
+    return _cache_path(*(os.environ.get(name) for name in _CACHE_DIR_FROM))
+
+
+_CACHE_DIR_FROM = ("XDG_CACHE_HOME", "HOME", "LOCALAPPDATA")
+"""The environment variables platformdirs builds the cache directory from (Linux, macOS, Windows)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_path(*environment: str | None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("streamhost")) / "openai-models.json"
@@ -79,7 +90,7 @@ def cache_path() -> Path:
 def cache_stamp() -> int | None:
     """The cache file's modification time (None when there is none), to notice a refresh."""
     try:
-        return cache_path().stat().st_mtime_ns
+        return os.stat(cache_path()).st_mtime_ns
     except OSError:
         return None
 
