@@ -155,7 +155,7 @@ def check(results: list[dict[str, Any]], calls: range, tokens: int = TOKENS) -> 
     return problems
 
 
-def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: float,
+def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: float, tokens: int = TOKENS,
              profile: str | None = None) -> dict[str, Any]:
     """One loaded run: the calls from ``clients`` processes, the prober beside them; what was measured.
 
@@ -170,10 +170,10 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
     start_at = time.monotonic() + 2  # every client process has its connections open by then
     shares = [[c for c in calls if c % clients == k] for k in range(clients)]
     processes = [spawn("clients", str(port), str(start_at), str(ramp), *map(str, share)) for share in shares if share]
-    prober = spawn("probe", str(port), str(start_at), str(ramp + TOKENS / RATE + 1))
+    prober = spawn("probe", str(port), str(start_at), str(ramp + tokens / RATE + 1))
     spy = None if profile is None else subprocess.Popen(
         [str(common.BENCH.parent / ".venv/bin/py-spy"), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
-         "--duration", str(int(2 + ramp + TOKENS / RATE + 2)), "--output", profile, "--nonblocking"],
+         "--duration", str(int(2 + ramp + tokens / RATE + 2)), "--output", profile, "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = [r for process in processes for r in common.collect(process)]
     loaded = common.collect(prober)[0]
@@ -183,7 +183,7 @@ def load_run(port: int, pid: int, llm: Any, calls: range, clients: int, ramp: fl
     return {"results": results, "probe": loaded, "cpu_s": cpu_s, "clients_s": common.children_cpu() - children_before,
             "upstream_s": time.process_time() - upstream_before,
             "wall_s": max(r["end"] for r in results) - start_at, "added": added(results, llm),
-            "in": to_upstream(results, llm), "problems": check(results, calls)}
+            "in": to_upstream(results, llm), "problems": check(results, calls, tokens)}
 
 
 async def main() -> None:
@@ -197,6 +197,8 @@ async def main() -> None:
         parser.add_argument("--clients", type=int, default=1, help="client processes (default 1)")
         parser.add_argument("--ramp", type=float, default=0.0,
                             help="spread the call starts evenly over this many seconds (default 0: a burst)")
+        parser.add_argument("--tokens", type=int, default=TOKENS,
+                            help=f"tokens per call (default {TOKENS}; 2: what the call set-ups alone cost)")
         parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server's first run here")
         parser.add_argument("--no-store", action="store_true",
                             help="turn the store off (runs and their text unrecorded): what the store costs")
@@ -209,7 +211,7 @@ async def main() -> None:
     try:
         with common.llm_server() as llm:
             for call in calls:
-                llm.script(f"load{call}", Script(tokens=tokens_of(call), rate=RATE))
+                llm.script(f"load{call}", Script(tokens=tokens_of(call, args.tokens), rate=RATE))
             for call in solo:
                 llm.script(f"load{call}", Script(tokens=tokens_of(call, SOLO_TOKENS), rate=RATE))
             config = http_common.OPEN + ("[store]\nenabled = false\n" if args.no_store else "")
@@ -222,14 +224,14 @@ async def main() -> None:
                 problems = check(solo_results, solo, SOLO_TOKENS)
                 await anyio.sleep(2)  # the server's warm-up ends and it freezes what start-up built (host/lag.py)
                 for run in range(args.runs):
-                    runs.append(load_run(port, pid, llm, calls, args.clients, args.ramp,
+                    runs.append(load_run(port, pid, llm, calls, args.clients, args.ramp, args.tokens,
                                          args.profile if run == 0 else None))
     finally:
         home.cleanup()
 
     base_probe = common.med(idle)
     solo_ttft = [r["first"] - r["t0"] for r in solo_results if r["first"] is not None]
-    print(f"http_load: {common.machine()}; {args.calls} calls of {TOKENS} tokens at {RATE:g} tok/s, "
+    print(f"http_load: {common.machine()}; {args.calls} calls of {args.tokens} tokens at {RATE:g} tok/s, "
           + (f"starts spread over {args.ramp:g} s" if args.ramp else "all at once (a burst)")
           + f", {args.clients} client process(es), store {'off' if args.no_store else 'on'}, {args.runs} run(s); "
           "medians over the runs")
@@ -266,7 +268,7 @@ async def main() -> None:
         f"{p(run['added'], 0.99) * 1000:.1f} / {p(lag(run), 0.99) * 1000:.1f}" for run in runs))
     cpu_s, wall_s = over_runs(lambda run: run["cpu_s"]), over_runs(lambda run: run["wall_s"])
     print(f"server CPU per run: {cpu_s:.1f} s over {wall_s:.1f} s of calls ({cpu_s / wall_s:.0%} of a core; "
-          f"{cpu_s / max(1, args.calls * TOKENS) * 1e6:.0f} µs per token); the client processes and the prober "
+          f"{cpu_s / max(1, args.calls * args.tokens) * 1e6:.0f} µs per token); the client processes and the prober "
           f"{over_runs(lambda run: run['clients_s']):.1f} s, the test upstream "
           f"{over_runs(lambda run: run['upstream_s']):.1f} s (all on the same 2 cores)")
     notes = [r["notes"] for run in runs for r in run["results"]]
