@@ -66,6 +66,8 @@ class BackgroundUpstream:
         self.reads: list[tuple[str, int]] = []
         """Every events request: (job id, after)."""
         self.cancels: list[str] = []
+        self.held_after: int | None = None
+        """Set by :meth:`hold`: no job's token after this one comes out until :meth:`release`."""
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -89,6 +91,15 @@ class BackgroundUpstream:
             job.cancelled = True  # ends the streams still open
         self._server.shutdown()
         self._server.server_close()
+
+    def hold(self, after: int) -> None:
+        """Hold every job's tokens after the ``after``-th until :meth:`release`: a run that must not end before
+        the test has stopped its host, however slow the machine."""
+        self.held_after = after
+
+    def release(self) -> None:
+        """Let the held tokens out (those already due come at once)."""
+        self.held_after = None
 
     def create(self, prompt: str) -> Job:
         job = Job(f"job{next(self._ids)}", prompt, list(self.tokens), self.rate)
@@ -129,6 +140,8 @@ def _handler(upstream: BackgroundUpstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             try:
                 for seq in range(after + 1, len(job.tokens) + 1):
+                    while (held := upstream.held_after) is not None and seq > held and not job.cancelled:
+                        time.sleep(0.02)
                     while time.monotonic() < job.due(seq) and not job.cancelled:
                         time.sleep(min(0.02, max(job.due(seq) - time.monotonic(), 0)))
                     if job.cancelled:

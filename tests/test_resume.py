@@ -90,6 +90,7 @@ async def test_a_checkpoint_is_stored_only_with_the_text_it_covers(tmp_path, ups
 async def test_a_host_that_stops_leaves_the_run_to_resume_and_the_next_start_finishes_it(tmp_path, upstream,
                                                                                          store_url):
     config = _config(tmp_path, url=store_url)
+    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops, however slow the machine
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host, thread="new")
         store = await host.engine.memory.store()
@@ -100,6 +101,7 @@ async def test_a_host_that_stops_leaves_the_run_to_resume_and_the_next_start_fin
         store = await host.engine.memory.store()
         record = await store.run(run)
         assert record.status == "interrupted" and "resumed" in record.error
+        upstream.release()
         await host.engine.resume_interrupted()
         assert host.engine.memory.live.get(run) is not None, "a resumed run is followed live, as a handed-off one"
         rest = await _wait_to_end(host, run)
@@ -159,6 +161,7 @@ async def test_a_cancelled_call_cancels_the_upstream_unless_the_host_is_stopping
 
 async def test_a_run_whose_provider_is_not_loaded_stays_interrupted_and_says_why(tmp_path, upstream):
     config = _config(tmp_path)
+    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()
@@ -175,6 +178,7 @@ async def test_a_run_whose_provider_is_not_loaded_stays_interrupted_and_says_why
 
 async def test_only_one_of_two_processes_takes_an_interrupted_run_over(tmp_path, upstream, store_url):
     config = _config(tmp_path, url=store_url)
+    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()
