@@ -125,6 +125,7 @@ async def _covers(store: Any, run: str, chars: int) -> bool:
 
 
 async def test_a_user_cancel_cancels_the_upstream_work(tmp_path, upstream):
+    upstream.hold(after=len(TOKENS) // 2)  # the run is still going when the cancel comes, however slow the machine
     async with run_host(BackgroundProvider(upstream.url), config=_config(tmp_path)) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()
@@ -140,6 +141,7 @@ async def test_a_cancelled_call_cancels_the_upstream_unless_the_host_is_stopping
     from streamhost.host.engine import GenerateArgs
     from streamhost.testing import CollectingSink
 
+    upstream.hold(after=len(TOKENS) // 2)  # both calls are still going when they are cancelled
     async with run_host(BackgroundProvider(upstream.url), config=_config(tmp_path, handoff_s=0)) as host:
         for stopping, job in ((False, "job1"), (True, "job2")):
             host.engine.stopping = lambda stopping=stopping: stopping
