@@ -22,6 +22,9 @@ pytestmark = pytest.mark.anyio
 TOKENS = [f"w{i:03d} " for i in range(50)]
 WHOLE = "".join(TOKENS)
 DEADLINE_S = 30
+HELD_AFTER = len(TOKENS) // 2
+"""Where a test that stops the host, or cancels the call, holds the job (``BackgroundUpstream.hold``): the run is
+still going then, however slow the machine."""
 
 
 @pytest.fixture
@@ -90,7 +93,7 @@ async def test_a_checkpoint_is_stored_only_with_the_text_it_covers(tmp_path, ups
 async def test_a_host_that_stops_leaves_the_run_to_resume_and_the_next_start_finishes_it(tmp_path, upstream,
                                                                                          store_url):
     config = _config(tmp_path, url=store_url)
-    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops, however slow the machine
+    upstream.hold(after=HELD_AFTER)
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host, thread="new")
         store = await host.engine.memory.store()
@@ -125,7 +128,7 @@ async def _covers(store: Any, run: str, chars: int) -> bool:
 
 
 async def test_a_user_cancel_cancels_the_upstream_work(tmp_path, upstream):
-    upstream.hold(after=len(TOKENS) // 2)  # the run is still going when the cancel comes, however slow the machine
+    upstream.hold(after=HELD_AFTER)
     async with run_host(BackgroundProvider(upstream.url), config=_config(tmp_path)) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()
@@ -141,7 +144,7 @@ async def test_a_cancelled_call_cancels_the_upstream_unless_the_host_is_stopping
     from streamhost.host.engine import GenerateArgs
     from streamhost.testing import CollectingSink
 
-    upstream.hold(after=len(TOKENS) // 2)  # both calls are still going when they are cancelled
+    upstream.hold(after=HELD_AFTER)
     async with run_host(BackgroundProvider(upstream.url), config=_config(tmp_path, handoff_s=0)) as host:
         for stopping, job in ((False, "job1"), (True, "job2")):
             host.engine.stopping = lambda stopping=stopping: stopping
@@ -163,7 +166,7 @@ async def test_a_cancelled_call_cancels_the_upstream_unless_the_host_is_stopping
 
 async def test_a_run_whose_provider_is_not_loaded_stays_interrupted_and_says_why(tmp_path, upstream):
     config = _config(tmp_path)
-    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops
+    upstream.hold(after=HELD_AFTER)
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()
@@ -180,7 +183,7 @@ async def test_a_run_whose_provider_is_not_loaded_stays_interrupted_and_says_why
 
 async def test_only_one_of_two_processes_takes_an_interrupted_run_over(tmp_path, upstream, store_url):
     config = _config(tmp_path, url=store_url)
-    upstream.hold(after=len(TOKENS) // 2)  # the run cannot end before its host stops
+    upstream.hold(after=HELD_AFTER)
     async with run_host(BackgroundProvider(upstream.url), config=config) as host:
         run = await _handed_off(host)
         store = await host.engine.memory.store()

@@ -70,14 +70,14 @@ def tools_for(name: str, setting: list[str] | None = None, api: str | None = Non
             for tool in names]
 
 
+_CACHE_DIR_FROM = ("XDG_CACHE_HOME", "HOME", "LOCALAPPDATA")
+"""The environment variables platformdirs builds the cache directory from (Linux, macOS, Windows)."""
+
+
 def cache_path() -> Path:
     """Where ``streamhost models --refresh`` keeps what the endpoint listed."""
     # Asked on every call (cache_stamp): platformdirs' answer, 15 µs, is kept for as long as what it is made of.
     return _cache_path(*(os.environ.get(name) for name in _CACHE_DIR_FROM))
-
-
-_CACHE_DIR_FROM = ("XDG_CACHE_HOME", "HOME", "LOCALAPPDATA")
-"""The environment variables platformdirs builds the cache directory from (Linux, macOS, Windows)."""
 
 
 @functools.lru_cache(maxsize=8)
