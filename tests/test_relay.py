@@ -150,9 +150,14 @@ def test_the_window_widens_as_streams_share_the_loop():
 
 async def test_many_streams_at_once_share_the_notifications_and_keep_their_text():
     """100 streams of 1.5 s: at their 20 ms windows they would send ~75 notifications each; sharing the loop's
-    budget, each sends a few, and the relays count themselves out when they end however they end."""
+    budget, each sends a few, and the relays count themselves out when they end however they end.
+
+    The streams keep one clock, so they run and end together however late each one starts: with a clock each,
+    a stream that started late (the process descheduled while the streams started) ran on alone after the others
+    ended, and at its own 20 ms window again, as it should, it sent more than the shared budget allows."""
+    start = time.monotonic()
+
     async def stream(n: int):  # token i due at 10 ms × i, as an upstream's socket buffers them: none is lost
-        start = time.monotonic()
         for i in range(150):
             if (wait := start + i * 0.01 - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
