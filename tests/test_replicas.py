@@ -135,9 +135,13 @@ async def test_a_killed_replicas_run_is_marked_interrupted_by_the_survivor(llm, 
         first = await a.call("generate", {"prompt": "p", "model": "openai/endless"})
         run = first.meta["streamhost/run"]
         assert first.meta["streamhost/status"] == "running"
-        followed = await b.call("wait", {"run": run})  # B follows it through the database while A generates
-        assert not followed.is_error and followed.meta["streamhost/status"] == "running", followed.text
-        assert _offsets(followed), "B streamed A's new text from the journal"
+        # B follows it through the database while A generates: one wait (1 s) sees new text unless A or the
+        # database stalled meanwhile, as on a loaded machine; a few more must.
+        follows = []
+        while len(follows) < 10 and not any(_offsets(each) for each in follows):
+            follows.append(followed := await b.call("wait", {"run": run}))
+            assert not followed.is_error and followed.meta["streamhost/status"] == "running", followed.text
+        assert any(_offsets(each) for each in follows), "B streamed A's new text from the journal"
         os.kill(await _owner_pid(pg_url, run), signal.SIGKILL)
         for _ in range(60):
             ended = await b.call("wait", {"run": run})
@@ -148,7 +152,7 @@ async def test_a_killed_replicas_run_is_marked_interrupted_by_the_survivor(llm, 
         assert ended.is_error and "was interrupted" in ended.text, ended.text
         again = await b.call("wait", {"run": run})
     assert again.is_error and "was interrupted" in again.text
-    given = _note_free(first.text) + _note_free(followed.text)
+    given = _note_free(first.text) + "".join(_note_free(each.text) for each in follows)
     store = await open_store(StoreSettings(url=pg_url))
     try:
         record, kept = await store.run(run), await store.run_text(run)

@@ -72,7 +72,8 @@ async def test_replicas_sweeping_at_once_report_each_dead_run_exactly_once(two, 
 
 
 async def test_a_serving_replica_sweeps_while_its_own_runs_keep_beating(pg_url, monkeypatch):
-    monkeypatch.setenv("STREAMHOST_STALE_S", "2")  # sweeps every 0.5 s; the journal beats every 0.5 s
+    # The journal beats every second (a quarter of it): only a stall of some 3 s could pass for death.
+    monkeypatch.setenv("STREAMHOST_STALE_S", "4")
     store = await open_store(StoreSettings(url=pg_url))
     sweeper = Sweeper()
     heard: asyncio.Queue[list[str]] = asyncio.Queue()
@@ -91,7 +92,7 @@ async def test_a_serving_replica_sweeps_while_its_own_runs_keep_beating(pg_url, 
         await store.create_run(RunStart(id=dead, tool="generate", model="openai/a"))
         await _owned_elsewhere(pg_url, [dead], silent_for=0)  # its replica dies now: silent from here on
         offset, started = 0, time.monotonic()
-        while time.monotonic() - started < 5:
+        while time.monotonic() - started < 6:
             await sink.send(Update("text", delta="x", offset=offset))
             offset += 1
             await asyncio.sleep(0.05)

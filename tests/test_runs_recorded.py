@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -50,6 +51,12 @@ def _cli(home, *args: str) -> dict | list:
     return json.loads(done.stdout)
 
 
+def _journaled(home) -> str:
+    """The text the store holds for its runs so far (read-only: the server is writing it)."""
+    with sqlite3.connect(f"file:{home.store}?mode=ro", uri=True, timeout=5) as db:
+        return "".join(text for (text,) in db.execute("SELECT text FROM run_text ORDER BY run_id, pos"))
+
+
 def test_a_killed_server_leaves_an_interrupted_run_with_its_text(llm, home):
     # A long answer: 400 tokens at 20/s is 20 s; the server is killed once some of it has streamed.
     llm.script("long", Script(tokens=[f"w{i} " for i in range(400)], rate=20))
@@ -64,9 +71,10 @@ def test_a_killed_server_leaves_an_interrupted_run_with_its_text(llm, home):
         _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "generate", "arguments": {"prompt": "talk", "model": "openai/long"},
             "_meta": {"progressToken": "p"}}})
-        # Wait for text that the journal has had time to write (it flushes every 0.5 s): text past w40 is 2 s in.
+        # Killed once the journal (it flushes every 0.5 s) holds text past w40, 2 s in; reading the notifications
+        # meanwhile, so the server never blocks on a full pipe.
         _read_until(proc, lambda seen: any("w40 " in json.dumps(m) for m in seen), deadline)
-        time.sleep(1.5)
+        _read_until(proc, lambda seen: "w40 " in _journaled(home), deadline)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=DEADLINE_S)
     finally:

@@ -33,7 +33,8 @@ async def test_text_streams_while_the_upstream_is_still_sending(llm, home, mcp_s
     assert not result.is_error
     assert result.content[0].text == "".join(WORDS * 2)
     assert first < record.ended, "the first text must reach the client before the upstream's last token"
-    assert len(texts) >= 10, "text must arrive in many notifications, not at the end"
+    # At least one notification per 0.5 s (the widest a window grows when the loop lags, as a loaded machine's does).
+    assert len(texts) >= 5, "text must arrive in many notifications, not at the end"
 
 
 @pytest.mark.parametrize("model", ["openai/chat-model", "openai/o3"])

@@ -53,7 +53,8 @@ async def test_a_third_party_tool_is_listed_and_streams_over_mcp(tools_env, mcp_
     assert "".join(p.meta["streamhost/delta"] for p in texts) == result.content[0].text
     assert [p.meta["streamhost/offset"] for p in texts] == [
         sum(len(p.meta["streamhost/delta"]) for p in texts[:i]) for i in range(len(texts))]
-    assert len(texts) >= 5, "the letters arrive in many notifications, not at the end"
+    # At least one notification per 0.5 s (the widest a window grows when the loop lags, as a loaded machine's does).
+    assert len(texts) >= 3, "the letters arrive in many notifications, not at the end"
     # The letters are written over 1.6 s (8 gaps of 0.2 s): arriving as written, they span well over half of it.
     spread = served.arrivals[served.progress.index(texts[-1])] - served.arrivals[served.progress.index(texts[0])]
     assert spread > 0.8

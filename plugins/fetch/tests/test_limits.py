@@ -85,12 +85,14 @@ async def test_dripping_server_is_bounded_by_the_whole_fetch_not_each_read(
     # every read returns within 0.1 s, so a per-read timeout alone would wait the full 30 s
     url = site.add("/drip", "y" * 30_000, content_type="text/plain", chunk_size=100, chunk_delay_s=0.1)
     started = time.monotonic()
-    outcome = await run_fetch(make_fetcher(timeout_s=1.2, robots=False), url)
+    # 3 s: most of it spent reading, however long a loaded machine takes to connect
+    outcome = await run_fetch(make_fetcher(timeout_s=3, robots=False), url)
     elapsed = time.monotonic() - started
-    assert "took longer than 1.2 s (reading the page)" in str(outcome.error)
-    assert elapsed < 15
+    assert "took longer than 3 s (reading the page)" in str(outcome.error)
+    assert elapsed < 20
     received = [status for status in outcome.statuses if status.endswith(" received")]
-    assert 2 <= len(received) <= 6, received  # throttled to one every 0.25 s, not one per 100-byte read
+    # throttled to one every 0.25 s (at most 13 in 3 s), not one per 100-byte read (~30)
+    assert 2 <= len(received) <= 13, received
 
 
 @pytest.mark.parametrize(
