@@ -3,6 +3,7 @@ interrupted with the text it had journaled."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -53,7 +54,7 @@ def _cli(home, *args: str) -> dict | list:
 
 def _journaled(home) -> str:
     """The text the store holds for its runs so far (read-only: the server is writing it)."""
-    with sqlite3.connect(f"file:{home.store}?mode=ro", uri=True, timeout=5) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{home.store}?mode=ro", uri=True, timeout=5)) as db:
         return "".join(text for (text,) in db.execute("SELECT text FROM run_text ORDER BY run_id, pos"))
 
 
